@@ -1,0 +1,59 @@
+"""Render `dvc.yaml` from the stage registry (never edit dvc.yaml by hand)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sim2real.stages import STAGES, Stage, topological_order
+
+HEADER = "# Generated from sim2real/stages.py by `sim2real dvc-yaml`. Do not edit by hand.\n"
+
+
+def _upstream_deps(stage: Stage) -> list[str]:
+    deps = []
+    for name in stage.upstream:
+        up = STAGES[name]
+        if up.matrix and stage.matrix == up.matrix:
+            deps.append(up.out_dir())  # same item: data/<up>/${item.value}
+        elif up.matrix and name in stage.picks:
+            deps.append(f"data/{up.name}/${{{stage.picks[name]}}}")
+        else:
+            deps.append(f"data/{up.name}")
+    return deps
+
+
+def render_stage(stage: Stage) -> dict[str, Any]:
+    cmd = f"sim2real run {stage.name}"
+    if stage.matrix:
+        cmd += " --item ${item.value}"
+    entry: dict[str, Any] = {}
+    if stage.matrix:
+        entry["matrix"] = {"value": f"${{{stage.matrix}}}"}
+    entry["desc"] = stage.description
+    entry["cmd"] = cmd
+    entry["deps"] = _upstream_deps(stage) + list(stage.code) + ["sim2real/config", "sim2real/shards.py"]
+    entry["params"] = list(stage.params)
+    entry["outs"] = [stage.out_dir()]
+    entry["metrics"] = [stage.metrics_file()]
+    if stage.plots:
+        entry["plots"] = list(stage.plots)
+    return entry
+
+
+def render() -> str:
+    doc = {"stages": {name: render_stage(STAGES[name]) for name in topological_order()}}
+    return HEADER + yaml.safe_dump(doc, sort_keys=False, width=1000)
+
+
+def write(root: Path) -> Path:
+    path = root / "dvc.yaml"
+    path.write_text(render())
+    return path
+
+
+def is_current(root: Path) -> bool:
+    path = root / "dvc.yaml"
+    return path.exists() and path.read_text() == render()

@@ -1,0 +1,65 @@
+"""Run one registered stage in-process: the body of `sim2real run STAGE` (each DVC stage's cmd)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+from sim2real.config import Config, load_config
+from sim2real.context import StageContext, StepResult
+from sim2real.stages import get_stage
+
+log = logging.getLogger("sim2real")
+
+
+def setup_threads(cfg: Config) -> int:
+    """Size torch's thread pool to the cores this process may use (oversubscription collapses CPU speed)."""
+    import torch
+
+    n = cfg.project.num_threads
+    if n == 0:
+        env = os.environ.get("SIM2REAL_THREADS")
+        n = int(env) if env else len(os.sched_getaffinity(0))
+    torch.set_num_threads(max(1, n))
+    return n
+
+
+def run_stage(name: str, item: str | None = None, root: Path | None = None,
+              cfg: Config | None = None, overrides: list[str] | None = None) -> StepResult:
+    from sim2real.context import repo_root
+
+    stage = get_stage(name)
+    root = Path(root) if root is not None else repo_root()
+    cfg = cfg or load_config(root / "params.yaml", overrides=overrides)
+    items = stage.items(cfg)
+    if stage.matrix:
+        if item is None:
+            raise ValueError(f"stage {name} runs once per {stage.matrix} value; pass --item, one of {items}")
+        if item not in items:
+            raise ValueError(f"stage {name}: --item {item!r} is not in {stage.matrix} = {items}")
+    elif item is not None:
+        raise ValueError(f"stage {name} has no matrix; --item is not accepted")
+    setup_threads(cfg)
+    ctx = StageContext(root=root, stage=name, item=item)
+    t0 = time.perf_counter()
+    log.info("stage %s%s: start", name, f"@{item}" if item else "")
+    result = stage.resolve()(cfg, ctx)
+    result.metrics.setdefault("wall_s", round(time.perf_counter() - t0, 2))
+    result.write(root / stage.summary_file(item))
+    metrics_path = root / stage.metrics_file(item)
+    metrics_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = metrics_path.with_name(metrics_path.name + ".tmp")
+    tmp.write_text(json.dumps(result.metrics, indent=1, sort_keys=True, default=float))
+    os.replace(tmp, metrics_path)
+    log.info("stage %s%s: done in %.1fs", name, f"@{item}" if item else "", result.metrics["wall_s"])
+    return result
+
+
+def read_summary(root: Path, name: str, item: str | None = None) -> StepResult | None:
+    path = root / get_stage(name).summary_file(item)
+    if not path.exists():
+        return None
+    return StepResult.from_json(json.loads(path.read_text()))

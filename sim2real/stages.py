@@ -1,0 +1,149 @@
+"""The stage registry: every step of the workflow defined once.
+
+`dvc.yaml` (`sim2real dvc-yaml`), the Dagster assets (`orchestration/`) and the CLI
+(`sim2real run STAGE`) are all derived from `STAGES`. A new step is one function plus one entry.
+
+Example:
+    >>> from sim2real.stages import get_stage
+    >>> get_stage("synthetic_scenes").outs
+    ('data/synthetic_scenes',)
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sim2real.config import Config
+from sim2real.context import StageContext, StepResult
+
+StageFn = Callable[[Config, StageContext], StepResult]
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    func: str  # "module:function" (imported lazily: listing stages never imports torch)
+    description: str
+    group: str
+    upstream: tuple[str, ...] = ()
+    params: tuple[str, ...] = ()  # dotted params.yaml keys (or whole sections) the stage reads
+    code: tuple[str, ...] = ()  # repo paths whose change re-runs the stage
+    # matrix over a params list (e.g. "style.ablation"): one stage instance per value
+    matrix: str | None = None
+    # for a non-matrix stage that reads one instance of a matrix upstream: {upstream: params key}
+    picks: dict[str, str] = field(default_factory=dict)
+    kinds: tuple[str, ...] = ("python",)
+    plots: tuple[str, ...] = ()  # extra DVC plots (paths under the stage's out)
+
+    @property
+    def outs(self) -> tuple[str, ...]:
+        return (self.out_dir(),)
+
+    def out_dir(self, item: str | None = None) -> str:
+        base = f"data/{self.name}"
+        if self.matrix:
+            return f"{base}/{item}" if item is not None else f"{base}/${{item.value}}"
+        return base
+
+    def metrics_file(self, item: str | None = None) -> str:
+        """Metrics JSON written next to (not inside) the out, so DVC can show them."""
+        suffix = f"-{item}" if item else ("-${item.value}" if self.matrix else "")
+        return f"data/metrics/{self.name}{suffix}.json"
+
+    def summary_file(self, item: str | None = None) -> str:
+        return f"{self.out_dir(item)}/summary.json"
+
+    def resolve(self) -> StageFn:
+        module, fn = self.func.split(":")
+        return getattr(importlib.import_module(module), fn)
+
+    def items(self, cfg: Config) -> list[str]:
+        if not self.matrix:
+            return []
+        return [str(v) for v in cfg.section(self.matrix)]
+
+
+_CORE = ("sim2real/config", "sim2real/shards.py", "sim2real/taxonomy.py", "sim2real/context.py")
+
+STAGES: dict[str, Stage] = {
+    s.name: s
+    for s in [
+        Stage(
+            "synthetic_scenes", "sim2real.synth.stage:synthetic_scenes",
+            "Procedural road scenes with pixel-exact CamVid labels, domain-randomized, deterministic by seed.",
+            group="synthetic", params=("project", "synthetic"), code=("sim2real/synth",),
+            kinds=("torch",),
+        ),
+        Stage(
+            "real_target", "sim2real.real.stage:real_target",
+            "The real target domain: imported, validated, split; a seeded class-balanced few-shot subset.",
+            group="real", params=("project", "real"), code=("sim2real/real",),
+        ),
+        Stage(
+            "augmented_scenes", "sim2real.augment:augmented_scenes",
+            "Synthetic scenes through kornia augmentation (geometric + photometric), image and mask alike.",
+            group="synthetic", upstream=("synthetic_scenes",), params=("project", "augment"),
+            code=("sim2real/augment.py",), kinds=("kornia",),
+        ),
+        Stage(
+            "styled_scenes", "sim2real.style.stage:styled_scenes",
+            "Augmented synthetic scenes moved toward the real target's colour/style (one set per method).",
+            group="synthetic", upstream=("synthetic_scenes", "augmented_scenes", "real_target"),
+            params=("project", "style"), code=("sim2real/style",), matrix="style.ablation",
+        ),
+        Stage(
+            "pretrained_model", "sim2real.train.stage:pretrained_model",
+            "A segmentation model pretrained on styled synthetic scenes (one per style method).",
+            group="models", upstream=("styled_scenes", "real_target"),
+            params=("project", "model", "pretrain", "augment"), code=("sim2real/train", "sim2real/augment.py"),
+            matrix="style.ablation", kinds=("pytorch", "smp"),
+        ),
+        Stage(
+            "finetuned_model", "sim2real.train.stage:finetuned_model",
+            "The pretrained model fine-tuned on the N-image real few-shot subset.",
+            group="models", upstream=("pretrained_model", "real_target"),
+            params=("project", "model", "finetune", "style.method"), code=("sim2real/train",),
+            picks={"pretrained_model": "style.method"}, kinds=("pytorch", "smp"),
+        ),
+        Stage(
+            "real_only_model", "sim2real.train.stage:real_only_model",
+            "Baseline: the same model and initial weights trained only on the N real images, same budget.",
+            group="models", upstream=("real_target",),
+            params=("project", "model", "pretrain", "finetune"), code=("sim2real/train",),
+            kinds=("pytorch", "smp"),
+        ),
+        Stage(
+            "gap_report", "sim2real.evaluate.stage:gap_report",
+            "How big the sim-to-real gap is, where it is and what closed it; rows in DuckDB, HTML report.",
+            group="evaluation",
+            upstream=("pretrained_model", "finetuned_model", "real_only_model", "styled_scenes",
+                      "real_target", "synthetic_scenes"),
+            params=("project", "evaluate", "style.method", "style.ablation", "store"),
+            code=("sim2real/evaluate",), kinds=("duckdb",),
+        ),
+    ]
+}
+
+
+def get_stage(name: str) -> Stage:
+    try:
+        return STAGES[name]
+    except KeyError:
+        raise KeyError(f"unknown stage {name!r}; choose one of {sorted(STAGES)}") from None
+
+
+def topological_order() -> list[str]:
+    done: list[str] = []
+
+    def visit(n: str) -> None:
+        if n in done:
+            return
+        for u in STAGES[n].upstream:
+            visit(u)
+        done.append(n)
+
+    for n in STAGES:
+        visit(n)
+    return done
