@@ -160,6 +160,36 @@ def fetch(
     typer.echo(f"fetched {name} into {path}")
 
 
+@app.command()
+def ui(port: int = 3000, host: str = "127.0.0.1") -> None:
+    """Open the Dagster UI (`dagster dev`) with the project-local instance in .dagster_home/."""
+    import os
+
+    from sim2real.context import repo_root
+
+    root = repo_root()
+    env = dict(os.environ, DAGSTER_HOME=str(root / ".dagster_home"), SIM2REAL_ROOT=str(root))
+    (root / ".dagster_home").mkdir(exist_ok=True)
+    exe = Path(sys.executable).with_name("dagster")
+    cmd = [str(exe) if exe.exists() else "dagster", "dev", "-w", str(root / "workspace.yaml"),
+           "-p", str(port), "-h", host]
+    raise typer.Exit(subprocess.call(cmd, cwd=root, env=env))
+
+
+@app.command()
+def materialize() -> None:
+    """Materialize every asset through Dagster in-process (same outputs as `dvc repro`)."""
+    from orchestration.run import materialize_all
+    from sim2real.context import repo_root
+
+    _setup_logging()
+    result = materialize_all(repo_root())
+    n = len(result.get_asset_materialization_events())
+    typer.echo(f"materialized {n} asset partitions; success={result.success}")
+    if not result.success:
+        raise typer.Exit(1)
+
+
 def main() -> None:  # pragma: no cover
     app()
 

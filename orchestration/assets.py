@@ -1,0 +1,128 @@
+"""One small factory: a Dagster asset (and its checks) per registered stage."""
+
+
+import base64
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from orchestration.dvc import out_hash, run_dvc
+from orchestration.params_tags import apply_run_overrides
+from sim2real.config import Config
+from sim2real.context import StepResult
+from sim2real.stages import STAGES, Stage
+
+POOL = "dvc_repo"
+FORCE_TAG = "sim2real/force"  # comma-separated stage names to re-run even if DVC finds them current
+
+
+def partitions_for(stage: Stage, cfg: Config) -> dg.StaticPartitionsDefinition | None:
+    return dg.StaticPartitionsDefinition(stage.items(cfg)) if stage.matrix else None
+
+
+def code_version(stage: Stage, cfg: Config, root: Path) -> str:
+    """Changes when the stage's params values or code change: Dagster then marks it stale."""
+    h = hashlib.sha256(stage.func.encode())
+    h.update(json.dumps({k: cfg.section(k) if "." in k else cfg.section(k).model_dump(mode="json")
+                         for k in stage.params}, sort_keys=True, default=str).encode())
+    for rel in stage.code:
+        p = root / rel
+        files = sorted(p.rglob("*.py")) if p.is_dir() else [p]
+        for f in files:
+            if f.exists():
+                h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def _plot_md(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f"![{path.name}](data:image/png;base64,{data})"
+
+
+def result_metadata(summary: StepResult | None, root: Path) -> dict[str, Any]:
+    if summary is None:
+        return {}
+    meta: dict[str, Any] = {}
+    for k, v in summary.metrics.items():
+        if isinstance(v, bool):
+            meta[k] = dg.MetadataValue.bool(v)
+        elif isinstance(v, int | float):
+            meta[k] = dg.MetadataValue.float(float(v))
+    for title, table in summary.tables.items():
+        meta[title] = dg.MetadataValue.md(table)
+    for title, rel in summary.plots.items():
+        p = root / rel
+        if p.exists() and p.stat().st_size < 3_000_000:
+            meta[title] = dg.MetadataValue.md(_plot_md(p))
+    if summary.text:
+        meta["summary"] = dg.MetadataValue.md(summary.text)
+    return meta
+
+
+def _read_summary(root: Path, stage: Stage, item: str | None) -> StepResult | None:
+    path = root / stage.summary_file(item)
+    if not path.exists():
+        return None
+    return StepResult.from_json(json.loads(path.read_text()))
+
+
+def _deps(stage: Stage, cfg: Config) -> list[dg.AssetDep]:
+    deps = []
+    for name in stage.upstream:
+        up = STAGES[name]
+        if up.matrix and name in stage.picks:
+            mapping = dg.SpecificPartitionsPartitionMapping([str(cfg.section(stage.picks[name]))])
+            deps.append(dg.AssetDep(name, partition_mapping=mapping))
+        else:
+            deps.append(dg.AssetDep(name))
+    return deps
+
+
+def build_asset(stage: Stage, cfg: Config, root: Path) -> dg.AssetsDefinition:
+    partitions = partitions_for(stage, cfg)
+
+    @dg.asset(
+        name=stage.name,
+        description=stage.description + f"\n\nDVC stage `{stage.name}` -> `{stage.out_dir()}`.",
+        group_name=stage.group,
+        kinds=set(stage.kinds),
+        deps=_deps(stage, cfg),
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run() if partitions else None,
+        code_version=code_version(stage, cfg, root),
+        pool=POOL,
+        retry_policy=dg.RetryPolicy(max_retries=1, delay=5),
+        metadata={"dvc_stage": stage.name, "path": stage.out_dir()},
+    )
+    def _asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        apply_run_overrides(context, root)
+        items = list(context.partition_keys) if partitions else [None]
+        forced = {s.strip() for s in context.run.tags.get(FORCE_TAG, "").split(",") if s.strip()}
+        for item in items:
+            address = f"{stage.name}@{item}" if item else stage.name
+            args = ["repro", "--single-item", address]
+            if stage.name in forced or "*" in forced:
+                args.append("--force")
+            run_dvc(args, root, log=context.log.info)
+        results = []
+        for item in items:
+            address = f"{stage.name}@{item}" if item else stage.name
+            md5 = out_hash(root, address)
+            meta = result_metadata(_read_summary(root, stage, item), root)
+            meta["dvc_md5"] = md5 or ""
+            if item:
+                meta["partition"] = item
+            results.append((item, md5, meta))
+        if len(results) == 1:
+            _, md5, meta = results[0]
+            return dg.MaterializeResult(metadata=meta, data_version=dg.DataVersion(md5) if md5 else None)
+        # several partitions in one run (single-run backfill): metadata keyed by partition
+        merged: dict[str, Any] = {}
+        for item, _md5, meta in results:
+            merged.update({f"{item}/{k}": v for k, v in meta.items()})
+        return dg.MaterializeResult(metadata=merged)
+
+    return _asset

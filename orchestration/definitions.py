@@ -1,0 +1,90 @@
+"""Dagster `Definitions` for sim2real, derived from the stage registry.
+
+`sim2real ui` (or `DAGSTER_HOME=$PWD/.dagster_home dagster dev -w workspace.yaml`) shows every
+stage as an asset. Each asset's compute is `dvc repro --single-item STAGE`, so a Dagster
+materialization leaves dvc.lock current and `dvc status` clean.
+"""
+
+
+import datetime as dt
+import hashlib
+import os
+import warnings
+from pathlib import Path
+
+import dagster as dg
+
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+
+from orchestration.assets import FORCE_TAG, build_asset
+from orchestration.checks import LABELLED, coverage_check, label_check, regression_check
+from orchestration.params_tags import SET_TAG
+from sim2real.config import Config, load_config
+from sim2real.stages import STAGES, topological_order
+
+ROOT = Path(os.environ.get("SIM2REAL_ROOT", Path(__file__).resolve().parents[1])).resolve()
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+
+
+def all_partitions_tags(cfg: Config) -> dict[str, str]:
+    """Tags that make one run cover every ablation partition (single-run backfill)."""
+    items = [str(v) for v in cfg.style.ablation]
+    return {RANGE_START: items[0], RANGE_END: items[-1]}
+
+
+def real_data_fingerprint(root: Path) -> str:
+    """Names, sizes and mtimes of every file under a real dataset folder."""
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            st = p.stat()
+            h.update(f"{p.relative_to(root)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def build_definitions(root: Path = ROOT) -> dg.Definitions:
+    cfg = load_config(root / "params.yaml")
+    assets = [build_asset(STAGES[name], cfg, root) for name in topological_order()]
+    checks = [label_check(stage, root) for stage in LABELLED]
+    checks += [coverage_check(root), regression_check()]
+
+    chain = dg.define_asset_job(
+        "sim2real_chain", selection="*",
+        description="The whole chain; one run covers every style-ablation partition.",
+        tags=all_partitions_tags(cfg))
+
+    @dg.schedule(job=chain, cron_schedule="0 2 * * *", execution_timezone="UTC",
+                 default_status=dg.DefaultScheduleStatus.STOPPED,
+                 description="Nightly: a new synthetic seed, the chain re-run, the gap appended to DuckDB.")
+    def nightly(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        day = (context.scheduled_execution_time or dt.datetime.now(dt.UTC)).strftime("%Y%m%d")
+        return dg.RunRequest(run_key=f"nightly-{day}",
+                             tags={**all_partitions_tags(cfg), SET_TAG: f"synthetic.seed={int(day)}"})
+
+    @dg.sensor(job=chain, minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.STOPPED,
+               description="New or changed real data under real.root: re-import and re-run downstream.")
+    def new_real_data(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+        current = load_config(root / "params.yaml")
+        if current.real.source == "proxy" or not current.real.root:
+            return dg.SkipReason("real.source is the embedded proxy domain: no folder to watch")
+        folder = Path(current.real.root)
+        folder = folder if folder.is_absolute() else root / folder
+        if not folder.exists():
+            return dg.SkipReason(f"real.root {folder} does not exist")
+        fingerprint = real_data_fingerprint(folder)
+        if fingerprint == context.cursor:
+            return dg.SkipReason("real data unchanged")
+        first = context.cursor is None
+        context.update_cursor(fingerprint)
+        if first:
+            return dg.SkipReason("recorded the current real data; will fire on the next change")
+        return dg.SensorResult(run_requests=[dg.RunRequest(
+            run_key=f"real-{fingerprint[:16]}",
+            tags={**all_partitions_tags(current), FORCE_TAG: "real_target"})])
+
+    return dg.Definitions(assets=assets, asset_checks=checks, jobs=[chain], schedules=[nightly],
+                          sensors=[new_real_data], executor=dg.in_process_executor)
+
+
+defs = build_definitions()
