@@ -14,14 +14,14 @@ from pathlib import Path
 
 import dagster as dg
 
-warnings.filterwarnings("ignore", category=dg.BetaWarning)
-warnings.filterwarnings("ignore", category=dg.PreviewWarning)
-
 from orchestration.assets import FORCE_TAG, build_asset
 from orchestration.checks import LABELLED, coverage_check, label_check, regression_check
 from orchestration.params_tags import SET_TAG
 from sim2real.config import Config, load_config
 from sim2real.stages import STAGES, topological_order
+
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 ROOT = Path(os.environ.get("SIM2REAL_ROOT", Path(__file__).resolve().parents[1])).resolve()
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"

@@ -1,0 +1,35 @@
+# Two commands on a fresh machine:  make demo  |  make test
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.sim2real-installed
+
+.PHONY: install demo test test-fast chromium lint bench
+
+# torch/torchvision are pinned exactly in pyproject.toml and come from local wheels
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q -U pip
+	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip check
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# the main job: the whole chain through `dvc repro`, then the gap table; report in data/gap_report/
+demo: install
+	test -d .git || (git init -q && git add -A && git -c user.name=sim2real -c user.email=sim2real@localhost commit -qm "sim2real demo")
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/sim2real demo
+
+# headless Chromium (Debian) for the report test
+chromium:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+test: install chromium
+	PATH="$(abspath $(BIN)):$$PATH" $(PY) -m pytest -q
+
+lint: install
+	$(BIN)/ruff check sim2real orchestration tests benchmarks
+
+bench: install
+	for b in benchmarks/bench_*.py; do PATH="$(abspath $(BIN)):$$PATH" $(PY) $$b; done

@@ -1,0 +1,398 @@
+"""The DuckDB store: one file holding every evaluation run, so gaps can be compared over time.
+
+Rules the code keeps:
+- One run (a `gap_report` materialization or one `sim2real evaluate`) is written in ONE transaction:
+  its old rows (same `run_id`) are deleted and the new ones inserted, so re-materializing the same
+  run replaces its rows instead of duplicating them, and a crash leaves the previous rows intact.
+- DuckDB lets one process hold the file; a second process fails at once with a lock error, even
+  read-only. Every connection here retries with exponential backoff (plus jitter) up to
+  `store.lock_timeout_s`, and holds the file only for the few milliseconds of a write, so two
+  processes writing at the same time both land.
+- A file at the store path that is not a DuckDB database (or is corrupt) is a clear `StoreError`
+  naming the path; it is never overwritten or "repaired".
+- The schema is versioned (`schema_version`); `MIGRATIONS` upgrades an older file in place when it
+  is opened; a file written by a newer sim2real is refused rather than guessed at.
+
+The schema itself is `TABLES` below; `schema_markdown()` renders it for the README.
+
+Example:
+    >>> store = Store("data/store/sim2real.duckdb")
+    >>> store.write_run(RunRows(run={"run_id": "r1", "stage": "evaluate", ...},
+    ...                         tables={"metrics": [{"run_id": "r1", ...}]}))
+    >>> store.query("SELECT * FROM metrics WHERE run_id = ?", ["r1"])
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+__all__ = ["Store", "StoreError", "RunRows", "TABLES", "MIGRATIONS", "SCHEMA_VERSION", "schema_markdown",
+           "resolve_store_path", "git_revision"]
+
+ENV_STORE = "SIM2REAL_STORE"
+_MAGIC = b"DUCK"  # bytes 8..12 of every DuckDB database file
+
+
+class StoreError(RuntimeError):
+    """The store file is unusable (not DuckDB, corrupt, newer schema, locked too long)."""
+
+
+# (column, SQL type, meaning). Key columns of each table are listed in its description.
+Column = tuple[str, str, str]
+
+TABLES: dict[str, tuple[str, list[Column]]] = {
+    "runs": ("One row per run. Key: run_id.", [
+        ("run_id", "VARCHAR", "stable id: same code + params + checkpoints -> same id (re-runs replace)"),
+        ("stage", "VARCHAR", "what wrote it: gap_report | evaluate"),
+        ("created_at", "TIMESTAMP", "UTC time the rows were (re)written"),
+        ("git_rev", "VARCHAR", "commit of the code that ran ('unknown' outside a git checkout)"),
+        ("params_hash", "VARCHAR", "hash of the full validated params.yaml (sim2real.config.params_hash)"),
+        ("params_json", "VARCHAR", "the full config as JSON"),
+        ("target", "VARCHAR", "real target: proxy | camvid | cityscapes | folder (+ root for evaluate)"),
+        ("image_height", "INTEGER", "working resolution of the evaluation"),
+        ("image_width", "INTEGER", ""),
+        ("note", "VARCHAR", "free text (e.g. budget warnings)"),
+    ]),
+    "models": ("Every model a run evaluated. Key: (run_id, model_id).", [
+        ("run_id", "VARCHAR", ""),
+        ("model_id", "VARCHAR", "e.g. source_only/reinhard, finetuned/seed-0, real_only/seed-0"),
+        ("kind", "VARCHAR", "source_only | finetuned | real_only | checkpoint"),
+        ("style_method", "VARCHAR", "style method of its synthetic pretraining data (NULL for real_only)"),
+        ("seed", "INTEGER", "fine-tuning / training seed (NULL for source_only)"),
+        ("few_shot", "INTEGER", "N real labelled images it trained on (0 for source_only)"),
+        ("steps", "INTEGER", "optimizer steps of its own stage (checkpoint info 'step')"),
+        ("total_steps", "INTEGER", "all optimizer steps behind the weights (pretraining + fine-tuning)"),
+        ("init", "VARCHAR", "what its weights started from (checkpoint info 'init')"),
+        ("checkpoint", "VARCHAR", "checkpoint path"),
+        ("checkpoint_sha", "VARCHAR", "sha256 of the checkpoint file (first 16 hex)"),
+    ]),
+    "metrics": ("Scalar scores. Key: (run_id, model_id, split, adaptation, name).", [
+        ("run_id", "VARCHAR", ""),
+        ("model_id", "VARCHAR", ""),
+        ("split", "VARCHAR", "synthetic/val, styled/<method>/val, real/val, real/test, or a folder's split"),
+        ("adaptation", "VARCHAR", "none | adabn | reverse_<method> (test-time baselines)"),
+        ("name", "VARCHAR", "miou | pixel_accuracy | mean_loss | images | present_classes"),
+        ("value", "DOUBLE", "fractions in [0, 1] (mIoU 0.43 = 43 mIoU points); NULL when undefined"),
+    ]),
+    "class_iou": ("Per-class IoU. Key: (run_id, model_id, split, adaptation, class_id).", [
+        ("run_id", "VARCHAR", ""),
+        ("model_id", "VARCHAR", ""),
+        ("split", "VARCHAR", ""),
+        ("adaptation", "VARCHAR", ""),
+        ("class_id", "INTEGER", "0..10 (CamVid 11-class taxonomy; void never appears)"),
+        ("class_name", "VARCHAR", ""),
+        ("iou", "DOUBLE", "TP/(TP+FP+FN); NULL when the class is absent from truth AND prediction"),
+        ("present", "BOOLEAN", "false = absent from both (excluded from mIoU)"),
+        ("tp", "BIGINT", "pixel counts (void pixels ignored)"),
+        ("fp", "BIGINT", ""),
+        ("fn", "BIGINT", ""),
+    ]),
+    "headline": ("The headline figures of a run, in mIoU points. Key: (run_id, figure, split).", [
+        ("run_id", "VARCHAR", ""),
+        ("figure", "VARCHAR", "domain_gap | recovered_by_style/<m> | recovered_by_finetuning | "
+                              "tta/<adaptation> | synthetic_pretraining_gain | remaining_gap | ..."),
+        ("split", "VARCHAR", "real split the figure is measured on"),
+        ("value", "DOUBLE", "mIoU points (100 x fraction)"),
+        ("spread", "DOUBLE", "std over seeds (NULL with one seed)"),
+        ("n", "INTEGER", "number of seeds / models behind the value"),
+        ("note", "VARCHAR", "budgets, warnings, how it was computed"),
+    ]),
+    "domain_stats": ("Image/label statistics per domain pair. Key: (run_id, source, target, statistic).", [
+        ("run_id", "VARCHAR", ""),
+        ("source", "VARCHAR", "e.g. synthetic/val, styled/reinhard/val, real/val+reverse_reinhard"),
+        ("target", "VARCHAR", "e.g. real/val"),
+        ("statistic", "VARCHAR", "brightness, contrast, edge_density, mean_r, ..., hist_rgb, class_distribution"),
+        ("distance_name", "VARCHAR", "wasserstein1 (per-image values) | jensen_shannon (histograms)"),
+        ("distance", "DOUBLE", ""),
+        ("source_value", "DOUBLE", "mean over source images (NULL for histograms)"),
+        ("target_value", "DOUBLE", ""),
+    ]),
+    "latent_gap": ("Encoder-feature gap. Key: (run_id, model_id, adaptation, source, target, metric).", [
+        ("run_id", "VARCHAR", ""),
+        ("model_id", "VARCHAR", "whose encoder made the features"),
+        ("adaptation", "VARCHAR", "none | adabn | reverse_<method>"),
+        ("source", "VARCHAR", ""),
+        ("target", "VARCHAR", ""),
+        ("metric", "VARCHAR", "frechet | mmd2 | domain_accuracy | proxy_a_distance"),
+        ("value", "DOUBLE", ""),
+        ("n_source", "INTEGER", "images per domain"),
+        ("n_target", "INTEGER", ""),
+    ]),
+    "hard_samples": ("Hardest real images by loss. Key: (run_id, model_id, split, rank).", [
+        ("run_id", "VARCHAR", ""),
+        ("model_id", "VARCHAR", ""),
+        ("split", "VARCHAR", ""),
+        ("rank", "INTEGER", "1 = highest loss"),
+        ("sample_index", "INTEGER", "position in the split"),
+        ("sample_name", "VARCHAR", "source file stem"),
+        ("loss", "DOUBLE", "mean cross-entropy over non-void pixels"),
+        ("miou", "DOUBLE", "the image's own mIoU (classes present in it)"),
+        ("pixel_accuracy", "DOUBLE", ""),
+        ("brightness", "DOUBLE", "mean luma in [0, 1]"),
+        ("contrast", "DOUBLE", "std of luma"),
+        ("edge_density", "DOUBLE", "fraction of pixels with Sobel magnitude above threshold"),
+        ("sky_fraction", "DOUBLE", "fraction of labelled pixels that are Sky"),
+        ("void_fraction", "DOUBLE", "fraction of void pixels"),
+        ("classes_present", "VARCHAR", "comma-separated class names present in the truth"),
+    ]),
+    "gap_metric_fit": ("How well each gap statistic ranks the real-val mIoU drop. Key: (run_id, statistic).", [
+        ("run_id", "VARCHAR", ""),
+        ("statistic", "VARCHAR", "e.g. latent/frechet, latent/mmd2, image/hist_rgb"),
+        ("spearman", "DOUBLE", "rank correlation with the mIoU drop; NULL with < 3 points or no spread"),
+        ("p_value", "DOUBLE", ""),
+        ("n_points", "INTEGER", "models x style variants x test-time adaptations used"),
+    ]),
+}
+
+RUN_TABLES = [t for t in TABLES if t != "runs"]
+
+
+def _create_sql(table: str) -> str:
+    cols = ", ".join(f"{c} {t}" for c, t, _ in TABLES[table][1])
+    return f"CREATE TABLE IF NOT EXISTS {table} ({cols})"
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+# Append a Migration (never edit a released one) when the schema changes; bump SCHEMA_VERSION.
+MIGRATIONS: list[Migration] = [
+    Migration(1, "initial schema", tuple(_create_sql(t) for t in TABLES)),
+]
+SCHEMA_VERSION = max(m.version for m in MIGRATIONS)
+
+
+def schema_markdown() -> str:
+    """The SCHEMA section for the README, rendered from `TABLES`."""
+    out = [f"Schema version {SCHEMA_VERSION} (table `schema_version` records the migrations applied).", ""]
+    for table, (doc, cols) in TABLES.items():
+        out += [f"**{table}**: {doc}", "", "| column | type | meaning |", "|---|---|---|"]
+        out += [f"| {c} | {t} | {d} |" for c, t, d in cols]
+        out.append("")
+    return "\n".join(out)
+
+
+@dataclass
+class RunRows:
+    """All rows of one run: the `runs` row plus rows per table (each row a dict of columns)."""
+
+    run: dict[str, Any]
+    tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    @property
+    def run_id(self) -> str:
+        return str(self.run["run_id"])
+
+
+def resolve_store_path(configured: str | Path, root: Path, explicit: str | Path | None = None) -> Path:
+    """Store path: explicit argument > env SIM2REAL_STORE > params `store.path`; relative -> root."""
+    chosen = explicit if explicit is not None else os.environ.get(ENV_STORE) or configured
+    p = Path(chosen).expanduser()
+    return p if p.is_absolute() else (root / p)
+
+
+def git_revision(root: Path) -> str:
+    """The commit of the checkout at `root`, read from .git without running git ('unknown' if none)."""
+    git = root / ".git"
+    try:
+        if git.is_file():  # worktree / submodule: "gitdir: <path>"
+            git = (root / git.read_text().split(":", 1)[1].strip()).resolve()
+        head = (git / "HEAD").read_text().strip()
+        if not head.startswith("ref:"):
+            return head
+        ref = head.split(":", 1)[1].strip()
+        ref_file = git / ref
+        if ref_file.exists():
+            return ref_file.read_text().strip()
+        packed = git / "packed-refs"
+        if packed.exists():
+            for line in packed.read_text().splitlines():
+                if line.endswith(" " + ref):
+                    return line.split()[0]
+        return "unborn"
+    except (OSError, IndexError):
+        return "unknown"
+
+
+def _is_lock_error(err: Exception) -> bool:
+    return isinstance(err, duckdb.IOException) and "lock" in str(err).lower()
+
+
+class Store:
+    """The DuckDB file at `path`. Connections are short-lived and retried while another process holds it.
+
+    Args:
+        path: the database file (created with its folder on first write).
+        lock_timeout_s: how long to keep retrying while another process holds the file (default 120).
+    """
+
+    def __init__(self, path: str | Path, lock_timeout_s: float = 120.0):
+        self.path = Path(path)
+        self.lock_timeout_s = lock_timeout_s
+        self.lock_waits = 0  # how many times this object had to back off (for tests and logs)
+
+    # -- opening -------------------------------------------------------------------------------
+    def _check_file(self) -> None:
+        if not self.path.exists():
+            return
+        if self.path.is_dir():
+            raise StoreError(f"store path {self.path} is a directory, not a DuckDB file")
+        with open(self.path, "rb") as f:
+            head = f.read(16)
+        if len(head) < 12 or head[8:12] != _MAGIC:
+            raise StoreError(f"{self.path} exists but is not a DuckDB database file; refusing to touch it "
+                             f"(move it away or point store.path / {ENV_STORE} elsewhere)")
+
+    @contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection with the schema migrated (read-write) or checked (read-only); retried on lock."""
+        self._check_file()
+        if read_only and not self.path.exists():
+            raise FileNotFoundError(f"no store at {self.path} (run `sim2real run gap_report` or "
+                                    f"`sim2real evaluate` first, or pass --store)")
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + self.lock_timeout_s
+        delay = 0.02
+        while True:
+            try:
+                con = duckdb.connect(str(self.path), read_only=read_only)
+                break
+            except duckdb.Error as err:
+                if not _is_lock_error(err):
+                    raise StoreError(f"{self.path}: cannot open the store: {err}") from err
+                if time.monotonic() + delay > deadline:
+                    raise StoreError(f"{self.path}: still locked by another process after "
+                                     f"{self.lock_timeout_s:.0f}s (store.lock_timeout_s): {err}") from err
+                self.lock_waits += 1
+                time.sleep(delay * (0.5 + random.random()))  # jitter: two waiters don't retry in lockstep
+                delay = min(delay * 2, 1.0)
+        try:
+            self._migrate(con, read_only)
+            yield con
+        except duckdb.Error as err:
+            if "corrupt" in str(err).lower() or "checksum" in str(err).lower():
+                raise StoreError(f"{self.path}: the store is corrupt: {err}") from err
+            raise
+        finally:
+            con.close()
+
+    def _current_version(self, con: duckdb.DuckDBPyConnection) -> int:
+        has = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+                          ).fetchone()[0]
+        if not has:
+            return 0
+        v = con.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+        return int(v or 0)
+
+    def _migrate(self, con: duckdb.DuckDBPyConnection, read_only: bool) -> None:
+        current = self._current_version(con)
+        if current > SCHEMA_VERSION:
+            raise StoreError(f"{self.path} has schema version {current}, newer than this sim2real "
+                             f"({SCHEMA_VERSION}); upgrade sim2real to read it")
+        if current == SCHEMA_VERSION:
+            return
+        if read_only:
+            raise StoreError(f"{self.path} has schema version {current} < {SCHEMA_VERSION}; "
+                             f"open it once read-write (any write) to migrate")
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute("CREATE TABLE IF NOT EXISTS schema_version "
+                        "(version INTEGER, applied_at TIMESTAMP, description VARCHAR)")
+            for m in MIGRATIONS:
+                if m.version <= current:
+                    continue
+                for sql in m.statements:
+                    con.execute(sql)
+                con.execute("INSERT INTO schema_version VALUES (?, ?, ?)",
+                            [m.version, datetime.now(UTC).replace(tzinfo=None), m.description])
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+
+    # -- writing -------------------------------------------------------------------------------
+    def write_run(self, rows: RunRows) -> None:
+        """Replace every row of `rows.run_id` with `rows`, in one transaction."""
+        run = dict(rows.run)
+        run.setdefault("created_at", datetime.now(UTC).replace(tzinfo=None))
+        prepared = {"runs": _prepare("runs", [run])}
+        for table, table_rows in rows.tables.items():
+            if table not in TABLES or table == "runs":
+                raise StoreError(f"unknown store table {table!r}; choose one of {RUN_TABLES}")
+            for r in table_rows:
+                if r.get("run_id", rows.run_id) != rows.run_id:
+                    raise StoreError(f"table {table}: row for run {r.get('run_id')!r} in run {rows.run_id!r}")
+            prepared[table] = _prepare(table, [{**r, "run_id": rows.run_id} for r in table_rows])
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                for table in TABLES:
+                    con.execute(f"DELETE FROM {table} WHERE run_id = ?", [rows.run_id])
+                for table, (cols, values) in prepared.items():
+                    if values:
+                        marks = ", ".join("?" for _ in cols)
+                        con.executemany(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({marks})", values)
+                con.execute("COMMIT")
+            except Exception:
+                con.execute("ROLLBACK")
+                raise
+
+    # -- reading -------------------------------------------------------------------------------
+    def query(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+        """Run a SELECT; rows as dicts."""
+        with self.connect(read_only=True) as con:
+            cur = con.execute(sql, params or [])
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def count(self, table: str, run_id: str | None = None) -> int:
+        if table not in TABLES:
+            raise StoreError(f"unknown store table {table!r}; choose one of {list(TABLES)}")
+        where, params = ("WHERE run_id = ?", [run_id]) if run_id else ("", [])
+        return int(self.query(f"SELECT count(*) AS n FROM {table} {where}", params)[0]["n"])
+
+    def latest_run(self, stage: str | None = None) -> str | None:
+        where, params = ("WHERE stage = ?", [stage]) if stage else ("", [])
+        rows = self.query(f"SELECT run_id FROM runs {where} ORDER BY created_at DESC LIMIT 1", params)
+        return rows[0]["run_id"] if rows else None
+
+
+def _prepare(table: str, rows: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
+    cols = [c for c, _, _ in TABLES[table][1]]
+    known = set(cols)
+    values = []
+    for r in rows:
+        extra = set(r) - known
+        if extra:
+            raise StoreError(f"table {table}: unknown column(s) {sorted(extra)}; columns are {cols}")
+        values.append([_clean(r.get(c)) for c in cols])
+    return cols, values
+
+
+def _clean(v: Any) -> Any:
+    """NaN -> NULL (SQL has no 'absent' float), numpy scalars -> Python, dicts/lists -> JSON."""
+    if v is None:
+        return None
+    if hasattr(v, "item") and not isinstance(v, (str, bytes)):
+        v = v.item()
+    if isinstance(v, float) and v != v:
+        return None
+    if isinstance(v, (dict, list, tuple)):
+        return json.dumps(v, sort_keys=True, default=str)
+    return v
