@@ -79,7 +79,8 @@ STAGES: dict[str, Stage] = {
         Stage(
             "real_target", "sim2real.real.stage:real_target",
             "The real target domain: imported, validated, split; a seeded class-balanced few-shot subset.",
-            group="real", params=("project", "real"), code=("sim2real/real",),
+            # sim2real/synth: the default (proxy) target is rendered by the scene generator
+            group="real", params=("project", "real"), code=("sim2real/real", "sim2real/synth"),
         ),
         Stage(
             "augmented_scenes", "sim2real.augment:augmented_scenes",
@@ -91,7 +92,9 @@ STAGES: dict[str, Stage] = {
             "styled_scenes", "sim2real.style.stage:styled_scenes",
             "Augmented synthetic scenes moved toward the real target's colour/style (one set per method).",
             group="synthetic", upstream=("synthetic_scenes", "augmented_scenes", "real_target"),
-            params=("project", "style"), code=("sim2real/style",), matrix="style.ablation",
+            # the keys styling reads: style.method / style.ablation do not change a method's styled set
+            params=("project", "style.fda_beta", "style.pda_transform", "style.references", "style.batch_size"),
+            code=("sim2real/style",), matrix="style.ablation",
         ),
         Stage(
             "pretrained_model", "sim2real.train.stage:pretrained_model",
@@ -103,9 +106,11 @@ STAGES: dict[str, Stage] = {
         Stage(
             "finetuned_model", "sim2real.train.stage:finetuned_model",
             "The pretrained model fine-tuned on the N-image real few-shot subset.",
-            group="models", upstream=("pretrained_model", "real_target"),
+            group="models", upstream=("pretrained_model", "real_target", "styled_scenes"),
             params=("project", "model", "finetune", "style.method"), code=("sim2real/train",),
-            picks={"pretrained_model": "style.method"}, kinds=("pytorch", "smp"),
+            # styled_scenes: synthetic batches mixed into fine-tuning (finetune.synthetic_mix)
+            picks={"pretrained_model": "style.method", "styled_scenes": "style.method"},
+            kinds=("pytorch", "smp"),
         ),
         Stage(
             "real_only_model", "sim2real.train.stage:real_only_model",

@@ -50,13 +50,13 @@ class _TrainSection(Section):
     patience: int = Field(0, ge=0)
     # mixed precision (CUDA only; ignored on CPU): bf16 | fp16 | off
     amp: Literal["bf16", "fp16", "off"] = "bf16"
-    seed: int = 0  # data order / augmentation / dropout seed (everything is a function of (seed, step))
 
 
 class PretrainConfig(_TrainSection):
     steps: int = Field(150, ge=1)
     lr: float = Field(1e-3, gt=0)
     eval_every: int = Field(50, ge=1)
+    seed: int = 0  # data order / augmentation / dropout seed (everything is a function of (seed, step))
 
 
 class FinetuneConfig(_TrainSection):
@@ -71,7 +71,8 @@ class FinetuneConfig(_TrainSection):
     unfreeze_groups: int = Field(3, ge=1)
     # fraction of each fine-tuning batch drawn from the styled synthetic train set (0 = real only)
     synthetic_mix: float = Field(0.0, ge=0.0, lt=1.0)
-    # one fine-tuning (and one real-only) run per seed; report mean and spread
+    # one fine-tuning (and one real-only) run per seed (its data order / augmentation / head init seed);
+    # report mean and spread
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     # real-only baseline budget: null = pretrain.steps + finetune.steps (a fair comparison, REFERENCE.md)
     real_only_steps: int | None = Field(None, ge=1)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from sim2real.evaluate.domain_stats import PRESENCE_MIN
 from sim2real.taxonomy import CLASSES
 
 __all__ = ["rank_by_loss", "compare_hard_vs_rest", "hard_sample_rows"]
@@ -22,7 +23,6 @@ __all__ = ["rank_by_loss", "compare_hard_vs_rest", "hard_sample_rows"]
 # properties worth a row in the "what they share" table (per-class fractions are added below)
 _SHARED = ("brightness", "contrast", "edge_density", "saturation", "sky_fraction", "void_fraction",
            "num_classes_present")
-PRESENCE_MIN = 0.005
 
 
 def rank_by_loss(losses: np.ndarray, k: int) -> np.ndarray:

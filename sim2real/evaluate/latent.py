@@ -2,11 +2,13 @@
 
 - Fréchet distance (the FID formula on the model's own encoder features):
   |mu_a - mu_b|^2 + Tr(S_a + S_b - 2 (S_a^1/2 S_b S_a^1/2)^1/2), computed through symmetric
-  eigendecompositions so it is exactly 0 for identical sets and never complex.
+  eigendecompositions so it is exactly 0 for identical sets and never complex. It has the features'
+  units, so across models whose features differ in scale `frechet_normalized` (divided by the total
+  variance of both sets) is the comparable one.
 - MMD^2 with an RBF kernel (biased V-statistic, so identical sets give exactly 0); the bandwidth is
   the median pairwise distance *within the source set*, fixed by the source alone so the value grows
   monotonically as the target drifts away (a pooled median would grow with the shift and hide it).
-- Proxy A-distance: a linear domain classifier (standardized features, logistic regression) scored
+- Proxy A-distance: a linear domain classifier (standardized features, L2 logistic regression, C=0.1: N << C) scored
   on held-out folds; PAD = 2 (1 - 2 err), ~0 when the domains cannot be told apart, 2 when they
   separate perfectly.
 
@@ -25,7 +27,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-__all__ = ["frechet_distance", "mmd2", "proxy_a_distance", "embed_2d", "latent_gap", "extract_features"]
+__all__ = ["frechet_distance", "frechet_normalized", "mmd2", "proxy_a_distance", "embed_2d", "latent_gap", "extract_features"]
 
 
 def _as2d(x: np.ndarray, name: str) -> np.ndarray:
@@ -55,6 +57,14 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     return max(value, 0.0)
 
 
+def frechet_normalized(a: np.ndarray, b: np.ndarray) -> float:
+    """Fréchet distance divided by the total feature variance Tr(S_a) + Tr(S_b): scale-free, so models
+    whose features live at different scales (e.g. before and after AdaBN) can be compared."""
+    a, b = _as2d(a, "a"), _as2d(b, "b")
+    scale = float(np.trace(np.atleast_2d(np.cov(a, rowvar=False))) + np.trace(np.atleast_2d(np.cov(b, rowvar=False))))
+    return frechet_distance(a, b) / scale if scale > 0 else 0.0
+
+
 def mmd2(a: np.ndarray, b: np.ndarray, bandwidth: float | None = None) -> float:
     """Squared MMD with an RBF kernel (biased estimate, >= 0; exactly 0 for identical sets).
 
@@ -80,7 +90,7 @@ def proxy_a_distance(a: np.ndarray, b: np.ndarray, folds: int = 5, seed: int = 0
     x = np.concatenate([a, b])
     y = np.r_[np.zeros(len(a)), np.ones(len(b))]
     k = max(2, min(folds, len(a), len(b)))
-    clf = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
+    clf = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=1000))
     pred = cross_val_predict(clf, x, y, cv=StratifiedKFold(k, shuffle=True, random_state=seed))
     # balanced accuracy: chance is 0.5 even when the two sets differ in size
     acc = float(0.5 * ((pred[y == 0] == 0).mean() + (pred[y == 1] == 1).mean()))
@@ -104,7 +114,7 @@ def embed_2d(*sets: np.ndarray) -> list[np.ndarray]:
 def latent_gap(a: np.ndarray, b: np.ndarray, seed: int = 0) -> dict[str, float]:
     """All latent gap measures between source features a and target features b."""
     pad, acc = proxy_a_distance(a, b, seed=seed)
-    return {"frechet": frechet_distance(a, b), "mmd2": mmd2(a, b),
+    return {"frechet": frechet_distance(a, b), "frechet_normalized": frechet_normalized(a, b), "mmd2": mmd2(a, b),
             "domain_accuracy": acc, "proxy_a_distance": pad}
 
 

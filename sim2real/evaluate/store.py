@@ -124,7 +124,7 @@ TABLES: dict[str, tuple[str, list[Column]]] = {
         ("adaptation", "VARCHAR", "none | adabn | reverse_<method>"),
         ("source", "VARCHAR", ""),
         ("target", "VARCHAR", ""),
-        ("metric", "VARCHAR", "frechet | mmd2 | domain_accuracy | proxy_a_distance"),
+        ("metric", "VARCHAR", "frechet | frechet_normalized | mmd2 | domain_accuracy | proxy_a_distance"),
         ("value", "DOUBLE", ""),
         ("n_source", "INTEGER", "images per domain"),
         ("n_target", "INTEGER", ""),
@@ -267,21 +267,11 @@ class Store:
                                     f"`sim2real evaluate` first, or pass --store)")
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        deadline = time.monotonic() + self.lock_timeout_s
-        delay = 0.02
-        while True:
-            try:
-                con = duckdb.connect(str(self.path), read_only=read_only)
-                break
-            except duckdb.Error as err:
-                if not _is_lock_error(err):
-                    raise StoreError(f"{self.path}: cannot open the store: {err}") from err
-                if time.monotonic() + delay > deadline:
-                    raise StoreError(f"{self.path}: still locked by another process after "
-                                     f"{self.lock_timeout_s:.0f}s (store.lock_timeout_s): {err}") from err
-                self.lock_waits += 1
-                time.sleep(delay * (0.5 + random.random()))  # jitter: two waiters don't retry in lockstep
-                delay = min(delay * 2, 1.0)
+        con = self._open(read_only)
+        if read_only and self._current_version(con) < SCHEMA_VERSION:
+            con.close()  # an older file: migrate it once (a short write), then read
+            self._open(False).close()
+            con = self._open(True)
         try:
             self._migrate(con, read_only)
             yield con
@@ -291,6 +281,31 @@ class Store:
             raise
         finally:
             con.close()
+
+    def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        """duckdb.connect, retried with exponential backoff + jitter while another process holds the file."""
+        deadline = time.monotonic() + self.lock_timeout_s
+        delay = 0.02
+        while True:
+            try:
+                con = duckdb.connect(str(self.path), read_only=read_only)
+            except duckdb.Error as err:
+                if not _is_lock_error(err):
+                    raise StoreError(f"{self.path}: cannot open the store: {err}") from err
+                if time.monotonic() + delay > deadline:
+                    raise StoreError(f"{self.path}: still locked by another process after "
+                                     f"{self.lock_timeout_s:.0f}s (store.lock_timeout_s): {err}") from err
+                self.lock_waits += 1
+                time.sleep(delay * (0.5 + random.random()))  # jitter: two waiters don't retry in lockstep
+                delay = min(delay * 2, 1.0)
+                continue
+            if not read_only:
+                try:
+                    self._migrate(con, read_only=False)
+                except Exception:
+                    con.close()
+                    raise
+            return con
 
     def _current_version(self, con: duckdb.DuckDBPyConnection) -> int:
         has = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
@@ -308,8 +323,8 @@ class Store:
         if current == SCHEMA_VERSION:
             return
         if read_only:
-            raise StoreError(f"{self.path} has schema version {current} < {SCHEMA_VERSION}; "
-                             f"open it once read-write (any write) to migrate")
+            raise StoreError(f"{self.path} has schema version {current} < {SCHEMA_VERSION} and is open "
+                             f"read-only; it cannot be migrated now")
         con.execute("BEGIN TRANSACTION")
         try:
             con.execute("CREATE TABLE IF NOT EXISTS schema_version "

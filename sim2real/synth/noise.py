@@ -1,57 +1,89 @@
-"""Deterministic procedural noise from integer hashing (exact on any device and batch size).
+"""Deterministic procedural noise: precomputed tileable tables, looked up by integer coordinates.
 
-Every value is a pure function of (coordinates, seed) built from integer ops and exact float
-arithmetic (no transcendental functions), so rendering a scene alone or inside a batch, on CPU or
-GPU, gives the same bytes.
+Every value is a pure function of (coordinates, seed) computed with exact operations (floor,
+integer arithmetic, gathers), so rendering a scene alone or inside a batch, on CPU or GPU, gives
+the same bytes. The tables are built once from a fixed numpy seed; a scene's seed shifts the
+lookup window, so different seeds see different noise. Smooth noise has a period of 64 lattice
+units, far larger than any surface feature it textures.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-_M32 = 0xFFFFFFFF
+_SIZE = 512  # texels per table side
+_RES = 8  # texels per lattice unit (smooth noise)
+_CELLS = _SIZE // _RES
+_MASK = _SIZE - 1
+
+
+def _build() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(20240611)
+    white = rng.random((_SIZE, _SIZE))
+    t = (np.arange(_SIZE) + 0.5) / _RES
+
+    def octave(cells: int) -> np.ndarray:
+        # tileable value noise on a `cells` lattice, smoothstep interpolation
+        lat = rng.random((cells, cells))
+        x = t * cells / _CELLS
+        i0 = np.floor(x).astype(int) % cells
+        i1 = (i0 + 1) % cells
+        f = x - np.floor(x)
+        s = f * f * (3 - 2 * f)
+        rows = lat[i0][:, i0] * (1 - s)[None, :] + lat[i0][:, i1] * s[None, :]
+        rows1 = lat[i1][:, i0] * (1 - s)[None, :] + lat[i1][:, i1] * s[None, :]
+        return rows * (1 - s)[:, None] + rows1 * s[:, None]
+
+    o = [octave(_CELLS * 2 ** k) for k in range(4)]
+    tables = {"white": white, "value": o[0]}
+    for n in (2, 3, 4):
+        amps = [0.5 ** k for k in range(n)]
+        tables[f"fbm{n}"] = sum(a * oc for a, oc in zip(amps, o)) / sum(amps)
+    return {k: v.astype(np.float32).reshape(-1) for k, v in tables.items()}
+
+
+_TABLES = _build()
+_ON: dict[tuple[str, str], torch.Tensor] = {}
+
+
+def _table(name: str, device: torch.device) -> torch.Tensor:
+    key = (name, str(device))
+    if key not in _ON:
+        _ON[key] = torch.as_tensor(_TABLES[name], device=device)
+    return _ON[key]
+
+
+def _lookup(name: str, ix: torch.Tensor, iy: torch.Tensor, seed: torch.Tensor | int) -> torch.Tensor:
+    sx = seed & _MASK
+    sy = (seed >> 9) & _MASK
+    idx = ((iy + sy) & _MASK) * _SIZE + ((ix + sx) & _MASK)
+    return _table(name, idx.device)[idx]
 
 
 def hash2(ix: torch.Tensor, iy: torch.Tensor, seed: torch.Tensor | int) -> torch.Tensor:
-    """Integer lattice hash -> float32 in [0, 1).
+    """Integer lattice hash -> float32 in [0, 1) (white noise; period 512 per axis).
 
     Args:
         ix, iy: int64 tensors (any shape, broadcastable).
-        seed: int or int64 tensor broadcastable to ix.
+        seed: int or int64 tensor broadcastable to ix (seeds differing mod 2^18 differ).
     """
-    h = (ix * 374761393 + iy * 668265263 + seed * 2246822519) & _M32
-    h = ((h ^ (h >> 13)) * 1274126177) & _M32
-    h = h ^ (h >> 16)
-    return (h & 0xFFFFFF).to(torch.float32) * (1.0 / 16777216.0)
+    return _lookup("white", ix, iy, seed)
+
+
+def _smooth(name: str, x: torch.Tensor, y: torch.Tensor, seed: torch.Tensor | int) -> torch.Tensor:
+    ix = torch.floor(x * _RES).long()
+    iy = torch.floor(y * _RES).long()
+    return _lookup(name, ix, iy, seed)
 
 
 def value_noise(x: torch.Tensor, y: torch.Tensor, seed: torch.Tensor | int) -> torch.Tensor:
     """Smooth value noise in [0, 1) at float coordinates (lattice spacing 1)."""
-    fx = torch.floor(x)
-    fy = torch.floor(y)
-    ix = fx.to(torch.int64)
-    iy = fy.to(torch.int64)
-    tx = x - fx
-    ty = y - fy
-    # smoothstep written as plain products (no fused ops: identical in SIMD and scalar paths)
-    sx = tx * tx * (3.0 - 2.0 * tx)
-    sy = ty * ty * (3.0 - 2.0 * ty)
-    a = hash2(ix, iy, seed)
-    b = hash2(ix + 1, iy, seed)
-    c = hash2(ix, iy + 1, seed)
-    d = hash2(ix + 1, iy + 1, seed)
-    top = a + (b - a) * sx
-    bot = c + (d - c) * sx
-    return top + (bot - top) * sy
+    return _smooth("value", x, y, seed)
 
 
 def fbm(x: torch.Tensor, y: torch.Tensor, seed: torch.Tensor | int, octaves: int = 3) -> torch.Tensor:
-    """Fractal sum of value noise, roughly in [0, 1), mean ~0.5."""
-    total = torch.zeros_like(x)
-    amp, norm, freq = 0.5, 0.0, 1.0
-    for k in range(octaves):
-        total = total + amp * value_noise(x * freq, y * freq, seed + 1013 * k)
-        norm += amp
-        amp *= 0.5
-        freq *= 2.0
-    return total * (1.0 / norm)
+    """Fractal noise (1-4 octaves, lattice spacing 1 for the first), in [0, 1), mean ~0.5."""
+    if octaves <= 1:
+        return value_noise(x, y, seed)
+    return _smooth(f"fbm{min(octaves, 4)}", x, y, seed)

@@ -1,0 +1,180 @@
+"""Augmentation of image+mask batches with kornia, used for the materialized set and online.
+
+`build_augmentation(cfg.augment)` returns an `Augmenter`; `augmenter(images, masks)` takes float
+(N,3,H,W) images in [0,1] and long (N,H,W) masks on any device and returns the same. Geometric
+ops (flip, affine, perspective, resized crop) move mask and image together with nearest-neighbour
+sampling for the mask, so no new ids appear; pixels pulled in from outside the image become void
+(11). Photometric ops (colour jitter, gamma, blur, noise, motion blur) touch the image only.
+Pass `seed=` for reproducible draws (kornia samples from torch's global generator, so the call
+runs inside a forked, seeded RNG state and leaves the caller's RNG untouched).
+
+Example:
+    >>> aug = build_augmentation(AugmentConfig())
+    >>> images, masks = aug(images, masks, seed=0)
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from sim2real.config import Config
+from sim2real.config.augment import AugmentConfig
+from sim2real.context import StageContext, StepResult, markdown_table
+from sim2real.progress import Progress
+from sim2real.shards import ShardDataset, ShardWriter
+from sim2real.taxonomy import CLASSES, VOID, class_histogram
+
+__all__ = ["Augmenter", "build_augmentation", "augmented_scenes", "batch_seed"]
+
+
+class Augmenter:
+    """A kornia `AugmentationSequential` over (image, mask), configured by the `augment:` section."""
+
+    def __init__(self, cfg: AugmentConfig):
+        self.cfg = cfg
+        self._seqs: dict[tuple[int, int], torch.nn.Module] = {}
+
+    def _build(self, height: int, width: int) -> torch.nn.Module:
+        import kornia.augmentation as K
+
+        c = self.cfg
+        ops: list[torch.nn.Module] = []
+        if c.hflip_p > 0:
+            ops.append(K.RandomHorizontalFlip(p=c.hflip_p))
+        if c.crop_p > 0:
+            ops.append(K.RandomResizedCrop((height, width), scale=c.crop_scale, ratio=c.crop_ratio, p=c.crop_p))
+        if c.affine_p > 0:
+            ops.append(K.RandomAffine(degrees=c.affine_degrees, translate=(c.affine_translate, c.affine_translate),
+                                      scale=c.affine_scale, shear=c.affine_shear, p=c.affine_p))
+        if c.perspective_p > 0:
+            ops.append(K.RandomPerspective(distortion_scale=c.perspective_distortion, p=c.perspective_p))
+        if c.color_jitter_p > 0:
+            ops.append(K.ColorJitter(c.brightness, c.contrast, c.saturation, c.hue, p=c.color_jitter_p))
+        if c.gamma_p > 0:
+            ops.append(K.RandomGamma(gamma=c.gamma, p=c.gamma_p))
+        if c.blur_p > 0:
+            ops.append(K.RandomGaussianBlur((5, 5), sigma=c.blur_sigma, p=c.blur_p))
+        if c.motion_blur_p > 0:
+            ops.append(K.RandomMotionBlur(c.motion_blur_kernel, angle=(-30.0, 30.0), direction=(-1.0, 1.0),
+                                          p=c.motion_blur_p))
+        if c.noise_p > 0:
+            ops.append(K.RandomGaussianNoise(mean=0.0, std=c.noise_std, p=c.noise_p))
+        # masks: nearest-neighbour resampling in every geometric op
+        return K.AugmentationSequential(*ops, data_keys=["input", "mask"])
+
+    def _seq(self, height: int, width: int) -> torch.nn.Module:
+        key = (height, width)
+        if key not in self._seqs:
+            self._seqs[key] = self._build(height, width)
+        return self._seqs[key]
+
+    def __call__(self, images: torch.Tensor, masks: torch.Tensor,
+                 seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Augment a batch.
+
+        Args:
+            images: float (N, 3, H, W) in [0, 1].
+            masks: integer (N, H, W) ids 0..10, 11 = void.
+            seed: if given, the draw is reproducible (and the global RNG is left as it was).
+
+        Returns:
+            (images float (N,3,H,W) in [0,1], masks long (N,H,W)) on the input device.
+        """
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"images must be (N,3,H,W), got {tuple(images.shape)}")
+        if masks.shape != (images.shape[0], *images.shape[2:]):
+            raise ValueError(f"masks must be (N,H,W) matching images, got {tuple(masks.shape)}")
+        if seed is None:
+            return self._apply(images, masks)
+        devices = [images.device] if images.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(int(seed))
+            return self._apply(images, masks)
+
+    def _apply(self, images: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if len(images) == 0:
+            return images, masks.long()
+        # shift ids by one so that 0 marks pixels the warps pulled in from outside the image
+        m = (masks.long() + 1).to(images.dtype).unsqueeze(1)
+        out, om = self._seq(images.shape[2], images.shape[3])(images, m)
+        om = torch.round(om.squeeze(1)).long()
+        om = torch.where(om <= 0, torch.full_like(om, VOID), om - 1)
+        return torch.clamp(out, 0.0, 1.0), torch.clamp(om, 0, VOID)
+
+
+def build_augmentation(cfg: AugmentConfig) -> Augmenter:
+    """The augmentation pipeline configured by `cfg` (see `Augmenter`)."""
+    return Augmenter(cfg)
+
+
+def batch_seed(seed: int, copy: int, batch: int) -> int:
+    """Seed of one materialized batch: a pure function of (augment seed, copy, batch)."""
+    return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, copy, batch]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def to_tensors(images: np.ndarray, masks: np.ndarray, device: str | torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 NHWC images + uint8 NHW masks -> float N3HW [0,1] + long NHW on `device`."""
+    x = torch.as_tensor(np.ascontiguousarray(images), device=device).permute(0, 3, 1, 2).float() / 255.0
+    return x, torch.as_tensor(np.ascontiguousarray(masks), device=device).long()
+
+
+def to_arrays(images: torch.Tensor, masks: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """The inverse of `to_tensors` (rounded to uint8)."""
+    img = torch.clamp(images * 255.0 + 0.5, 0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    return img, masks.to(torch.uint8).cpu().numpy()
+
+
+def augmented_scenes(cfg: Config, ctx: StageContext) -> StepResult:
+    """Stage: every synthetic train scene through the augmentation `copies` times (seeded)."""
+    src = ShardDataset(ctx.stage_dir("synthetic_scenes") / "train")
+    device = ctx.device(cfg.project.device)
+    ac = cfg.augment
+    aug = build_augmentation(ac)
+    out_dir = ctx.stage_dir() / "train"
+    hist_in = np.zeros(VOID + 1, np.int64)
+    hist_out = np.zeros(VOID + 1, np.int64)
+    n_batches = (len(src) + ac.batch_size - 1) // ac.batch_size
+    t0 = time.perf_counter()
+    sample_img = sample_mask = None
+    with ShardWriter(out_dir, shard_size=cfg.synthetic.shard_size,
+                     extra={"source": "synthetic_scenes/train", "copies": ac.copies}) as writer:
+        prog = Progress(total=ac.copies * n_batches, desc="augmenting", unit="batch")
+        for copy in range(ac.copies):
+            for b, (images, masks) in enumerate(src.iter_batches(ac.batch_size)):
+                seed = batch_seed(ac.seed, copy, b)
+                x, m = to_tensors(images, masks, device)
+                xa, ma = aug(x, m, seed=seed)
+                img, msk = to_arrays(xa, ma)
+                start = b * ac.batch_size
+                writer.add(img, msk, [{"source_index": start + i, "copy": copy, "batch_seed": seed}
+                                      for i in range(len(img))])
+                hist_in += class_histogram(masks)
+                hist_out += class_histogram(msk)
+                if sample_img is None:
+                    sample_img, sample_mask = img[:8], msk[:8]
+                    src_img = images[:8]
+                prog.update(1)
+        prog.close()
+    dt = time.perf_counter() - t0
+    n = ac.copies * len(src)
+    rows = [{"class": name, "source %": 100.0 * hist_in[i] / max(hist_in.sum(), 1),
+             "augmented %": 100.0 * hist_out[i] / max(hist_out.sum(), 1)} for i, name in enumerate(CLASSES)]
+    rows.append({"class": "void", "source %": 100.0 * hist_in[VOID] / max(hist_in.sum(), 1),
+                 "augmented %": 100.0 * hist_out[VOID] / max(hist_out.sum(), 1)})
+    plots = {}
+    if sample_img is not None:
+        from sim2real.synth.stage import save_grid
+
+        path = ctx.stage_dir() / "samples.png"
+        save_grid(path, [src_img, sample_img], sample_mask, titles=["synthetic", "augmented"])
+        plots["augmented samples"] = str(path.relative_to(ctx.root))
+    return StepResult(
+        metrics={"images": float(n), "void_fraction": float(hist_out[VOID] / max(hist_out.sum(), 1)),
+                 "images_per_s": round(n / max(dt, 1e-9), 2)},
+        tables={"class pixel frequency (%)": markdown_table(rows, floatfmt=".2f")},
+        plots=plots,
+        text=f"{n} augmented images ({ac.copies} copies of {len(src)} scenes) on {device}",
+    )

@@ -1,0 +1,150 @@
+"""Bodies of `sim2real gap` (headline table from DuckDB) and `sim2real evaluate` (any checkpoint, any folder).
+
+Example:
+    >>> print(gap_main(store=None, run_id=None))           # latest run in store.path
+    >>> print(evaluate_main(Path("data/finetuned_model/seed-0/model.pt"), Path("/data/camvid"),
+    ...                     split="test", mapping=None, fmt=None, store=None))
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from sim2real.config import Config, load_config
+from sim2real.context import markdown_table, repo_root
+from sim2real.evaluate.store import RunRows, Store, git_revision, resolve_store_path
+
+__all__ = ["gap_main", "evaluate_main"]
+
+
+def _config(root: Path) -> Config:
+    params = root / "params.yaml"
+    return load_config(params) if params.exists() else Config()
+
+
+def _store(explicit: Path | None) -> Store:
+    root = repo_root()
+    cfg = _config(root)
+    return Store(resolve_store_path(cfg.store.path, root, explicit), cfg.store.lock_timeout_s)
+
+
+def gap_main(store: Path | None, run_id: str | None) -> str:
+    """The headline table of a run (default: the latest) from the DuckDB store, as text.
+
+    Args:
+        store: DuckDB file (default: SIM2REAL_STORE, else params `store.path`).
+        run_id: a run id (default: the newest run).
+    """
+    from sim2real.evaluate.report import FIGURE_LABELS, headline_pivot
+
+    st = _store(store)
+    rid = run_id or st.latest_run()
+    if rid is None:
+        raise ValueError(f"{st.path}: the store holds no runs yet")
+    runs = st.query("SELECT * FROM runs WHERE run_id = ?", [rid])
+    if not runs:
+        known = [r["run_id"] for r in st.query("SELECT run_id FROM runs ORDER BY created_at DESC LIMIT 10")]
+        raise ValueError(f"{st.path}: no run {rid!r}; recent runs: {known}")
+    run = runs[0]
+    lines = [f"run {rid} ({run['stage']}, {run['created_at']:%Y-%m-%d %H:%M} UTC, target {run['target']}, "
+             f"{run['image_height']}x{run['image_width']}, git {str(run['git_rev'])[:10]})"]
+    headline = st.query("SELECT figure, split, value, spread, n, note FROM headline WHERE run_id = ?", [rid])
+    if headline:
+        order = list(FIGURE_LABELS)
+        headline.sort(key=lambda h: (order.index(h["figure"]) if h["figure"] in order else len(order), h["figure"]))
+        lines += ["", "headline (mIoU points):", markdown_table(headline_pivot(headline), ".1f")]
+    scores = st.query("SELECT model_id, split, adaptation, value FROM metrics WHERE run_id = ? AND name = 'miou' "
+                      "ORDER BY model_id, split, adaptation", [rid])
+    if scores:
+        table: dict[str, dict] = {}
+        for s in scores:
+            key = s["model_id"] + ("" if s["adaptation"] == "none" else f" +{s['adaptation']}")
+            table.setdefault(key, {"model": key})[s["split"]] = (100 * s["value"] if s["value"] is not None
+                                                                 else None)
+        lines += ["", "mIoU (%) per model and split:", markdown_table(list(table.values()), ".1f")]
+    if run.get("note"):
+        lines += ["", f"WARNING: {run['note']}"]
+    return "\n".join(lines)
+
+
+def evaluate_main(checkpoint: Path, root: Path, split: str | None, mapping: Path | None, fmt: str | None,
+                  store: Path | None) -> str:
+    """Evaluate a checkpoint on a labelled folder at its working resolution; rows go to the store.
+
+    Args:
+        checkpoint: a sim2real `model.pt`.
+        root: dataset folder (camvid, cityscapes or folder layout).
+        split: split name (None: the importer's default).
+        mapping: label mapping file (source id -> class) for folder-style data.
+        fmt: camvid | cityscapes | folder (None: detected from the folder).
+        store: DuckDB file (default: SIM2REAL_STORE, else params `store.path`).
+
+    Returns:
+        A text summary: mIoU, pixel accuracy, per-class IoU, run id.
+    """
+    import torch
+
+    from sim2real.evaluate.domain_stats import image_properties
+    from sim2real.evaluate.hard_samples import hard_sample_rows, rank_by_loss
+    from sim2real.evaluate.predict import evaluate_model
+    from sim2real.evaluate.stage import file_sha
+    from sim2real.real.importers import detect_format, load_split
+    from sim2real.train.checkpoint import load_model
+
+    checkpoint, root = Path(checkpoint), Path(root)
+    if not checkpoint.exists():
+        raise FileNotFoundError(f"{checkpoint}: checkpoint not found")
+    here = repo_root()
+    cfg = _config(here)
+    st = Store(resolve_store_path(cfg.store.path, here, store), cfg.store.lock_timeout_s)
+    st._check_file()  # a bad store path fails before minutes of evaluation, not after
+    device = "cuda" if torch.cuda.is_available() and cfg.project.device != "cpu" else "cpu"
+    model, info = load_model(checkpoint, device=device)
+    proj = info.get("params", {}).get("project", {})
+    height = int(proj.get("image_height", cfg.project.image_height))
+    width = int(proj.get("image_width", cfg.project.image_width))
+    fmt = fmt or detect_format(root)
+    data = load_split(root, fmt, split, height, width, mapping=mapping)
+    result = evaluate_model(model, data.images, data.masks, device, cfg.evaluate.batch_size)
+    split_name = f"{fmt}:{split or 'default'}"
+    sha = file_sha(checkpoint)
+    map_sha = file_sha(mapping) if mapping else ""
+    run_id = "eval-" + hashlib.sha256(json.dumps(
+        [sha, str(root.resolve()), fmt, split, map_sha, height, width]).encode()).hexdigest()[:12]
+    model_id = f"checkpoint/{info.get('stage', 'model')}"
+    keys = {"model_id": model_id, "split": split_name, "adaptation": "none"}
+    props = {**image_properties(data.images, data.masks), "loss": result.losses, "miou": result.image_miou,
+             "pixel_accuracy": result.image_accuracy}
+    hard = rank_by_loss(result.losses, min(cfg.evaluate.hardest_k, len(data)))
+    init = info.get("init")
+    rows = RunRows(
+        run={"run_id": run_id, "stage": "evaluate", "git_rev": git_revision(here),
+             "params_hash": hashlib.sha256(json.dumps(info.get("params", {}), sort_keys=True, default=str)
+                                           .encode()).hexdigest()[:16],
+             "params_json": json.dumps(info.get("params", {}), sort_keys=True, default=str),
+             "target": f"{fmt}:{root.resolve()}", "image_height": height, "image_width": width,
+             "note": f"{len(data.skipped)} file(s) skipped" if data.skipped else ""},
+        tables={"models": [{"model_id": model_id, "kind": "checkpoint",
+                            "style_method": info.get("params", {}).get("style", {}).get("method"),
+                            "seed": None, "few_shot": None, "steps": int(info.get("step", 0)),
+                            "total_steps": int(info.get("total_steps", info.get("step", 0))),
+                            "init": init if isinstance(init, str) else json.dumps(init, default=str),
+                            "checkpoint": str(checkpoint.resolve()), "checkpoint_sha": sha}],
+                "metrics": [{**keys, **r} for r in result.metric_rows()],
+                "class_iou": [{**keys, **r} for r in result.scores.class_rows()],
+                "hard_samples": [{"model_id": model_id, "split": split_name, **r}
+                                 for r in hard_sample_rows(hard, data.names, props)]})
+    st.write_run(rows)
+    s = result.scores
+    classes = [{"class": r["class_name"], "IoU %": 100 * r["iou"] if r["iou"] is not None else None,
+                "present": "yes" if r["present"] else "absent"} for r in s.class_rows()]
+    lines = [f"{checkpoint} on {root} [{split_name}] at {height}x{width}: {len(data)} images"
+             + (f" ({len(data.skipped)} skipped)" if data.skipped else ""),
+             f"mIoU {100 * s.miou:.2f}  pixel accuracy {100 * s.pixel_accuracy:.2f}  "
+             f"mean loss {result.mean_loss:.3f}  ({int(np.isfinite(s.iou).sum())} classes present)",
+             "", markdown_table(classes, ".1f"), "", f"stored as run {run_id} in {st.path}"]
+    return "\n".join(lines)

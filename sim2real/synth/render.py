@@ -1,0 +1,411 @@
+"""Render sampled scenes: vectorised ray casting of primitives with a per-pixel depth test.
+
+Pipeline (all torch, on any device):
+1. per-pixel camera rays from height, pitch, roll, yaw and field of view;
+2. every primitive is ray-cast inside its projected bounding box (one flat, ragged batch of
+   "elements" over all primitives of all scenes in the chunk), cut-out tests (foliage holes,
+   fence bars, sign shapes, wheel rims, skylines) decide visibility;
+3. per pixel the nearest hit wins (`scatter_reduce` min: order-independent, hence exact);
+4. deferred shading on the winners only: procedural materials, sun/sky lighting, facade shadows;
+5. sky with clouds where nothing was hit, haze by distance, then the camera: exposure, white
+   balance, saturation, vignette, blur, sensor noise, JPEG.
+
+Only exact operations (integer hashing, + - * /, sqrt, min/max, gathers) touch per-pixel values,
+and per-scene constants are computed in float64 numpy, so a scene renders to the same bytes
+alone or inside any batch.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from sim2real.synth import primitives as P
+from sim2real.synth.noise import fbm, hash2, value_noise
+from sim2real.synth.textures import TextureBank
+from sim2real.taxonomy import CLASS_ID
+
+INF = float("inf")
+ROAD, PAVEMENT, TREE = CLASS_ID["Road"], CLASS_ID["Pavement"], CLASS_ID["Tree"]
+MAX_ELEMENTS = 6_000_000
+NEAR = 0.1  # near plane (m): geometry closer than this to the camera plane is not drawn  # elements per chunk (bounds memory; a few hundred MB at most)
+
+
+def camera_matrices(cam: dict[str, Any], height: int, width: int) -> tuple[np.ndarray, float, float, float]:
+    """Camera-to-world rotation (3x3, float64) and intrinsics (f, cx, cy) in pixels."""
+    pitch, roll, yaw = (math.radians(cam[k]) for k in ("pitch", "roll", "yaw"))
+    cp, sp = math.cos(pitch), math.sin(pitch)
+    cr, sr = math.cos(roll), math.sin(roll)
+    cy_, sy_ = math.cos(yaw), math.sin(yaw)
+    rx = np.array([[1, 0, 0], [0, cp, -sp], [0, sp, cp]])  # pitch down: forward -> (0, -sin, cos)
+    ry = np.array([[cy_, 0, sy_], [0, 1, 0], [-sy_, 0, cy_]])
+    rz = np.array([[cr, -sr, 0], [sr, cr, 0], [0, 0, 1]])
+    rot = ry @ rx @ rz
+    f = (width / 2) / math.tan(math.radians(cam["hfov"]) / 2)
+    return rot, f, width / 2, height / 2
+
+
+def _bbox(table: np.ndarray, cams: list[tuple], heights: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Projected pixel bounding boxes (u0, v0, bw, bh) per primitive (vectorised); empty when not visible."""
+    n = len(table)
+    out = np.zeros((n, 4), np.int64)
+    if n == 0:
+        return out
+    scn = table[:, P.SCN].astype(np.int64)
+    rot = np.stack([c[0] for c in cams])[scn]  # (P, 3, 3)
+    f = np.array([c[1] for c in cams])[scn]
+    cx = np.array([c[2] for c in cams])[scn]
+    cy = np.array([c[3] for c in cams])[scn]
+    hgt = heights[scn]
+    t = table.astype(np.float64)
+    xs = t[:, [P.X0, P.X1]]
+    ys = t[:, [P.Y0, P.Y1]] - hgt[:, None]
+    zs = t[:, [P.Z0, P.Z1]].copy()
+    # clip each box along world z to the part in front of the camera's near plane, so that facades
+    # starting beside/behind the camera still get a tight box
+    fwd = rot[:, :, 2]  # camera forward axis in world coordinates
+    lateral = np.minimum(fwd[:, 0:1] * xs, fwd[:, 0:1] * xs[:, ::-1]).min(1) + np.minimum(
+        fwd[:, 1:2] * ys, fwd[:, 1:2] * ys[:, ::-1]).min(1)
+    fz = np.maximum(fwd[:, 2], 1e-6)
+    zs[:, 0] = np.maximum(zs[:, 0], (NEAR - lateral) / fz)
+    valid = zs[:, 0] <= zs[:, 1]
+    corners = np.stack(np.broadcast_arrays(
+        xs[:, :, None, None], ys[:, None, :, None], zs[:, None, None, :]), -1).reshape(n, 8, 3)
+    pc = np.einsum("pkj,pji->pki", corners, rot)  # world -> camera: R^T p
+    pz = pc[..., 2]
+    behind = (pz <= NEAR * 0.5).any(1)
+    valid &= ~(pz <= NEAR * 0.5).all(1)
+    pzs = np.where(pz > NEAR * 0.5, pz, 1.0)
+    u = cx[:, None] + f[:, None] * pc[..., 0] / pzs
+    v = cy[:, None] - f[:, None] * pc[..., 1] / pzs
+    u0 = np.clip(np.floor(u.min(1)) - 1, 0, w)
+    u1 = np.clip(np.ceil(u.max(1)) + 1, 0, w)
+    v0 = np.clip(np.floor(v.min(1)) - 1, 0, h)
+    v1 = np.clip(np.ceil(v.max(1)) + 1, 0, h)
+    out[:, 0], out[:, 1] = u0, v0
+    out[:, 2], out[:, 3] = np.maximum(u1 - u0, 0), np.maximum(v1 - v0, 0)
+    out[behind] = (0, 0, w, h)  # straddles the camera plane: test the whole frame
+    out[~valid] = 0
+    # the ground: rows from just above the horizon (its vanishing line) down, all columns
+    for i in np.nonzero(t[:, P.KIND] == P.K_GROUND)[0]:
+        far = np.array([[-1e5, 0, 1e6], [1e5, 0, 1e6], [0, 0, 1e6]]) - np.array([0, hgt[i], 0])
+        pcg = far @ rot[i]
+        vg = cy[i] - f[i] * pcg[:, 1] / pcg[:, 2]
+        top = int(np.clip(np.floor(vg.min()) - 1, 0, h))
+        out[i] = (0, top, w, h - top)
+    return out
+
+
+def _rays(cams: list[tuple], h: int, w: int, device: torch.device) -> torch.Tensor:
+    """Per-pixel world ray directions (N, H*W, 3) (unnormalised: camera z = 1)."""
+    vv, uu = torch.meshgrid(torch.arange(h, device=device, dtype=torch.float32),
+                            torch.arange(w, device=device, dtype=torch.float32), indexing="ij")
+    out = []
+    for rot, f, cx, cy in cams:
+        xn = (uu.reshape(-1) + 0.5 - cx) / f
+        yn = (cy - (vv.reshape(-1) + 0.5)) / f
+        r = [float(v) for v in rot.ravel()]
+        d = torch.stack([r[0] * xn + r[1] * yn + r[2], r[3] * xn + r[4] * yn + r[5],
+                         r[6] * xn + r[7] * yn + r[8]], dim=-1)
+        out.append(d)
+    return torch.stack(out)
+
+
+class _Elements:
+    """The flat ragged batch: one element per (primitive, pixel inside its bounding box)."""
+
+    def __init__(self, prm: torch.Tensor, boxes: np.ndarray, h: int, w: int, device: torch.device):
+        area = boxes[:, 2] * boxes[:, 3]
+        self.area = area
+        dev = device
+        area_t = torch.as_tensor(area, device=dev)
+        e = int(area.sum())
+        self.pid = torch.repeat_interleave(torch.arange(len(boxes), device=dev), area_t)
+        offs = torch.cumsum(area_t, 0) - area_t
+        # pixel (u, v) inside the box from the element's rank, in float32: exact because the rank
+        # within one box is < 2^24 and the +0.5 keeps the quotient away from integers
+        local = (torch.arange(e, device=dev) - offs[self.pid]).to(torch.float32)
+        bw = torch.as_tensor(np.maximum(boxes[:, 2], 1), device=dev, dtype=torch.float32)[self.pid]
+        vf = torch.floor((local + 0.5) / bw)
+        uf = local - vf * bw
+        u = uf.long() + torch.as_tensor(boxes[:, 0], device=dev)[self.pid]
+        v = vf.long() + torch.as_tensor(boxes[:, 1], device=dev)[self.pid]
+        scn = prm[:, P.SCN].long()[self.pid]
+        self.scn = scn
+        self.g = scn * (h * w) + v * w + u
+
+
+def _col(prm: torch.Tensor, pid: torch.Tensor, c: int) -> torch.Tensor:
+    return prm[:, c][pid]
+
+
+def _safe(x: torch.Tensor) -> torch.Tensor:
+    return torch.where(x.abs() < 1e-9, torch.full_like(x, 1e-9), x)
+
+
+def _intersect(prmT: torch.Tensor, pid: torch.Tensor, ranges: dict[int, slice], d: torch.Tensor,
+               oy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ray parameter t of the first hit (inf: none) and the hit face axis (boxes).
+
+    Elements are sorted by primitive kind; `ranges[kind]` is that kind's slice of elements.
+    """
+    dx, dy, dz = d[:, 0], d[:, 1], d[:, 2]
+    t = torch.full_like(dx, INF)
+    face = torch.zeros_like(pid, dtype=torch.int8)
+
+    def c(k: int, sel: slice) -> torch.Tensor:
+        return prmT[k][pid[sel]]
+
+    # ground plane y = 0
+    m = ranges[P.K_GROUND]
+    if m.stop > m.start:
+        tt = -oy[m] / torch.clamp(dy[m], max=-1e-9)
+        t[m] = torch.where(dy[m] < 0, tt, torch.full_like(tt, INF))
+    # plane x = const (facades, fences, tree rows)
+    m = ranges[P.K_QUADX]
+    if m.stop > m.start:
+        x0 = c(P.X0, m)
+        tt = x0 / _safe(dx[m])
+        y = oy[m] + tt * dy[m]
+        z = tt * dz[m]
+        ok = (tt > 0) & (z >= c(P.Z0, m)) & (z <= c(P.Z1, m)) & (y >= c(P.Y0, m)) & (y <= c(P.Y1, m))
+        t[m] = torch.where(ok, tt, torch.full_like(tt, INF))
+    # plane z = const (side walls, far facades, horizon)
+    m = ranges[P.K_QUADZ]
+    if m.stop > m.start:
+        tt = c(P.Z0, m) / _safe(dz[m])
+        y = oy[m] + tt * dy[m]
+        x = tt * dx[m]
+        ok = (tt > 0) & (x >= c(P.X0, m)) & (x <= c(P.X1, m)) & (y >= c(P.Y0, m)) & (y <= c(P.Y1, m))
+        t[m] = torch.where(ok, tt, torch.full_like(tt, INF))
+    # axis-aligned boxes (slab test)
+    m = ranges[P.K_BOX]
+    if m.stop > m.start:
+        o = (torch.zeros_like(oy[m]), oy[m], torch.zeros_like(oy[m]))
+        tmins, tmaxs = [], []
+        for a, (lo, hi) in enumerate(((P.X0, P.X1), (P.Y0, P.Y1), (P.Z0, P.Z1))):
+            inv = 1.0 / _safe(d[m, a])
+            t1 = (c(lo, m) - o[a]) * inv
+            t2 = (c(hi, m) - o[a]) * inv
+            tmins.append(torch.minimum(t1, t2))
+            tmaxs.append(torch.maximum(t1, t2))
+        tmin = torch.maximum(torch.maximum(tmins[0], tmins[1]), tmins[2])
+        tmax = torch.minimum(torch.minimum(tmaxs[0], tmaxs[1]), tmaxs[2])
+        ok = (tmax >= tmin) & (tmin > 1e-4)
+        t[m] = torch.where(ok, tmin, torch.full_like(tmin, INF))
+        f = torch.zeros_like(tmin, dtype=torch.int8)
+        f = torch.where(tmin == tmins[1], torch.ones_like(f), f)
+        f = torch.where(tmin == tmins[2], torch.full_like(f, 2), f)
+        face[m] = f
+    # ellipsoids
+    m = ranges[P.K_ELL]
+    if m.stop > m.start:
+        cs = [(c(lo, m) + c(hi, m)) * 0.5 for lo, hi in ((P.X0, P.X1), (P.Y0, P.Y1), (P.Z0, P.Z1))]
+        rs = [torch.clamp((c(hi, m) - c(lo, m)) * 0.5, min=1e-3) for lo, hi in ((P.X0, P.X1), (P.Y0, P.Y1), (P.Z0, P.Z1))]
+        o = (torch.zeros_like(oy[m]), oy[m], torch.zeros_like(oy[m]))
+        oc = [(o[a] - cs[a]) / rs[a] for a in range(3)]
+        dd = [d[m, a] / rs[a] for a in range(3)]
+        qa = dd[0] * dd[0] + dd[1] * dd[1] + dd[2] * dd[2]
+        qb = oc[0] * dd[0] + oc[1] * dd[1] + oc[2] * dd[2]
+        qc = oc[0] * oc[0] + oc[1] * oc[1] + oc[2] * oc[2] - 1.0
+        disc = qb * qb - qa * qc
+        tt = (-qb - torch.sqrt(torch.clamp(disc, min=0.0))) / qa
+        ok = (disc >= 0) & (tt > 0)
+        t[m] = torch.where(ok, tt, torch.full_like(tt, INF))
+    # vertical cylinders (poles, trunks)
+    m = ranges[P.K_CYL]
+    if m.stop > m.start:
+        cx = (c(P.X0, m) + c(P.X1, m)) * 0.5
+        cz = (c(P.Z0, m) + c(P.Z1, m)) * 0.5
+        r = (c(P.X1, m) - c(P.X0, m)) * 0.5
+        qa = dx[m] * dx[m] + dz[m] * dz[m]
+        qb = -cx * dx[m] - cz * dz[m]
+        qc = cx * cx + cz * cz - r * r
+        disc = qb * qb - qa * qc
+        tt = (-qb - torch.sqrt(torch.clamp(disc, min=0.0))) / torch.clamp(qa, min=1e-12)
+        y = oy[m] + tt * dy[m]
+        ok = (disc >= 0) & (tt > 0) & (y >= c(P.Y0, m)) & (y <= c(P.Y1, m))
+        t[m] = torch.where(ok, tt, torch.full_like(tt, INF))
+    return t, face
+
+
+def _frac(x: torch.Tensor) -> torch.Tensor:
+    return x - torch.floor(x)
+
+
+def _alpha(prmT: torch.Tensor, pid: torch.Tensor, t: torch.Tensor, d: torch.Tensor,
+           oy: torch.Tensor) -> torch.Tensor:
+    """Cut-out tests on hit points: True where the primitive is solid."""
+    al = prmT[P.ALPHA].long()[pid]
+    solid = torch.ones_like(t, dtype=torch.bool)
+    hit = torch.isfinite(t)
+    for a in (P.AL_SILHOUETTE, P.AL_FOLIAGE, P.AL_BARS, P.AL_SIGN, P.AL_RING, P.AL_SKYLINE):
+        m = hit & (al == a)
+        if not m.any():
+            continue
+        pm = pid[m]
+        tt = t[m]
+        px, py, pz = tt * d[m, 0], oy[m] + tt * d[m, 1], tt * d[m, 2]
+
+        def c(k: int, pm: torch.Tensor = pm) -> torch.Tensor:
+            return prmT[k][pm]
+
+        seed = c(P.SEED).long()
+        along = torch.where(c(P.KIND) == P.K_QUADX, pz, px)
+        if a == P.AL_SILHOUETTE:
+            amp, freq = c(P.AL0), c(P.AL1)
+            n = fbm(along * freq, torch.zeros_like(along), seed, octaves=4)
+            ok = py <= c(P.Y1) - amp * n
+        elif a == P.AL_SKYLINE:
+            b = torch.floor(along / c(P.AL0)).long()
+            fr = c(P.AL1) + (1.0 - c(P.AL1)) * hash2(b, torch.zeros_like(b), seed)
+            ok = py <= c(P.Y0) + (c(P.Y1) - c(P.Y0)) * fr
+        elif a == P.AL_FOLIAGE:
+            cx, cy, cz = ((c(lo) + c(hi)) * 0.5 for lo, hi in ((P.X0, P.X1), (P.Y0, P.Y1), (P.Z0, P.Z1)))
+            rx, ry = (c(P.X1) - c(P.X0)) * 0.5, (c(P.Y1) - c(P.Y0)) * 0.5
+            sc = 2.5 * c(P.AL1)
+            n = fbm((px - cx + pz - cz) * sc, (py - cy) * sc, seed, octaves=3)
+            # holes grow toward the silhouette: ragged outline, denser middle
+            ex = (px - cx) / rx
+            ey = (py - cy) / ry
+            rim = torch.clamp(ex * ex + ey * ey, 0.0, 1.0)
+            ok = n > c(P.AL0) * (0.35 + 0.9 * rim)
+        elif a == P.AL_BARS:
+            ly = py - c(P.Y0)
+            hh = c(P.Y1) - c(P.Y0)
+            rail = (ly > hh - 0.07) | ((ly - 0.15).abs() < 0.035)
+            bar = _frac(along / c(P.AL0)) < c(P.AL1)
+            ok = rail | bar
+        elif a == P.AL_SIGN:
+            lx = (px - (c(P.X0) + c(P.X1)) * 0.5) / ((c(P.X1) - c(P.X0)) * 0.5)
+            ly = (py - (c(P.Y0) + c(P.Y1)) * 0.5) / ((c(P.Y1) - c(P.Y0)) * 0.5)
+            shape = c(P.AL0)
+            ok = torch.where(shape == 1, lx * lx + ly * ly <= 1.0,
+                             torch.where(shape == 2, lx.abs() <= (1.0 - ly) * 0.5, torch.ones_like(lx, dtype=torch.bool)))
+        else:  # AL_RING: a wheel: tyre, hub and two spokes, see-through between
+            ry = (c(P.Y1) - c(P.Y0)) * 0.5
+            ly = py - (c(P.Y0) + c(P.Y1)) * 0.5
+            lz = pz - (c(P.Z0) + c(P.Z1)) * 0.5
+            rr = (ly * ly + lz * lz) / (ry * ry)
+            ok = (rr >= c(P.AL0) * c(P.AL0)) | (ly.abs() < 0.02) | (lz.abs() < 0.02)
+        solid[m] = ok
+    return solid
+
+
+def render_scenes(scenes: list[dict[str, Any]], height: int, width: int, device: str | torch.device = "cpu",
+                  textures: TextureBank | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Render scenes (from `sampling.sample_scene`) to uint8 images (N,H,W,3) and masks (N,H,W).
+
+    Args:
+        scenes: sampled scene dicts.
+        height, width: output size in pixels.
+        device: torch device for the per-pixel work.
+        textures: photo textures (default: the bundled scikit-image samples).
+    """
+    dev = torch.device(device)
+    textures = textures or TextureBank.default()
+    imgs, masks = [], []
+    # chunk scenes so the ragged element batch stays bounded in memory
+    chunk: list[dict] = []
+    budget = 0
+    per_scene = 3 * height * width
+    for sc in scenes:
+        if chunk and budget + per_scene > MAX_ELEMENTS:
+            i, m = _render_chunk(chunk, height, width, dev, textures)
+            imgs.append(i)
+            masks.append(m)
+            chunk, budget = [], 0
+        chunk.append(sc)
+        budget += per_scene
+    if chunk:
+        i, m = _render_chunk(chunk, height, width, dev, textures)
+        imgs.append(i)
+        masks.append(m)
+    if not imgs:
+        return np.zeros((0, height, width, 3), np.uint8), np.zeros((0, height, width), np.uint8)
+    return np.concatenate(imgs), np.concatenate(masks)
+
+
+def _render_chunk(scenes: list[dict], h: int, w: int, dev: torch.device,
+                  textures: TextureBank) -> tuple[np.ndarray, np.ndarray]:
+    n = len(scenes)
+    cams = [camera_matrices(s["camera"], h, w) for s in scenes]
+    heights = np.array([s["camera"]["height"] for s in scenes], np.float64)
+    table = np.concatenate([P.build_primitives(s, i) for i, s in enumerate(scenes)])
+    boxes = _bbox(table, cams, heights, h, w)
+    keep = boxes[:, 2] * boxes[:, 3] > 0
+    # sort by kind (stable): each kind's elements form one contiguous slice
+    order = np.argsort(table[keep][:, P.KIND], kind="stable")
+    table, boxes = table[keep][order], boxes[keep][order]
+    area = boxes[:, 2] * boxes[:, 3]
+    ends = np.cumsum(area)
+    ranges = {}
+    for k in (P.K_GROUND, P.K_QUADX, P.K_QUADZ, P.K_BOX, P.K_ELL, P.K_CYL):
+        idx = np.nonzero(table[:, P.KIND] == k)[0]
+        ranges[k] = slice(int(ends[idx[0]] - area[idx[0]]), int(ends[idx[-1]])) if len(idx) else slice(0, 0)
+    prm = torch.as_tensor(table, device=dev)
+    prmT = prm.t().contiguous()
+    rays = _rays(cams, h, w, dev).reshape(-1, 3)
+    oy_scene = torch.as_tensor(heights.astype(np.float32), device=dev)
+
+    el = _Elements(prm, boxes, h, w, dev)
+    d = rays[el.g]
+    oy = oy_scene[el.scn]
+    t, face = _intersect(prmT, el.pid, ranges, d, oy)
+    solid = _alpha(prmT, el.pid, t, d, oy)
+    t = torch.where(solid, t, torch.full_like(t, INF))
+    # nearest hit per pixel; ties go to the later primitive (deterministic)
+    npx = n * h * w
+    best = torch.full((npx,), INF, device=dev).scatter_reduce(0, el.g, t, "amin")
+    win = torch.isfinite(t) & (t == best[el.g])
+    idx = torch.where(win, torch.arange(len(t), device=dev), torch.full_like(el.g, -1))
+    winner = torch.full((npx,), -1, device=dev, dtype=torch.long).scatter_reduce(0, el.g, idx, "amax")
+
+    from sim2real.synth.shading import shade
+
+    color, cls = shade(scenes, prm, el, winner, t, face, rays, oy_scene, h, w, dev, textures)
+    return color, cls
+
+
+def gaussian_weights(sigma: float, radius: int = 3) -> np.ndarray:
+    """Normalised 1-D Gaussian taps (float64); a delta for tiny sigma."""
+    k = np.arange(-radius, radius + 1, dtype=np.float64)
+    if sigma < 0.25:
+        return (k == 0).astype(np.float64)
+    wts = np.exp(-(k ** 2) / (2 * sigma ** 2))
+    return wts / wts.sum()
+
+
+def blur(img: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Separable blur of (N, 3, H, W) with per-image taps (N, K), as exact shifted sums."""
+    k = weights.shape[1]
+    r = k // 2
+    x = F.pad(img, (r, r, 0, 0), mode="replicate")
+    out = torch.zeros_like(img)
+    wdt = img.shape[-1]
+    for i in range(k):
+        out = out + weights[:, i].view(-1, 1, 1, 1) * x[..., i:i + wdt]
+    x = F.pad(out, (0, 0, r, r), mode="replicate")
+    out = torch.zeros_like(img)
+    hgt = img.shape[-2]
+    for i in range(k):
+        out = out + weights[:, i].view(-1, 1, 1, 1) * x[..., i:i + hgt, :]
+    return out
+
+
+def jpeg_roundtrip(img: np.ndarray, quality: int) -> np.ndarray:
+    """Encode/decode one uint8 RGB image as JPEG (libjpeg is deterministic); 100 = unchanged."""
+    if quality >= 100:
+        return img
+    ok, buf = cv2.imencode(".jpg", img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    return cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1]
+
+
+__all__ = ["render_scenes", "camera_matrices", "blur", "jpeg_roundtrip", "gaussian_weights", "value_noise"]

@@ -1,0 +1,309 @@
+"""Sample the randomization parameters of one scene (kept apart from rendering, and recorded).
+
+A scene is a plain JSON-able dict: camera, street layout, lighting, sky, sensor, facade
+segments and objects in world metres (x right, y up, z forward; camera at x=0, y=height, z=0).
+`render.py` turns it into pixels; the dict is what `samples.jsonl` stores, so a hard sample
+can be explained and regenerated alone.
+
+Layout rules (structured randomization): cars drive in lanes or park at the kerbs, pedestrians
+walk on pavements (some cross), bicyclists ride near the kerb, poles/signs/trees stand on the
+pavement edge, fences line pavements, facades stand behind the pavement in segments.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from sim2real.config.synthetic import SyntheticConfig
+
+DOMAINS = ("synthetic", "proxy")
+
+# Base palettes (display RGB in [0, 1]). "synthetic" aims at real street scenes (CamVid-like:
+# grey British streets, overcast skies); "proxy" is a clearly different stand-in target domain.
+PALETTES: dict[str, dict[str, list[tuple[float, float, float]]]] = {
+    "synthetic": {
+        "sky_top": [(0.62, 0.68, 0.78), (0.40, 0.58, 0.85), (0.75, 0.78, 0.82), (0.55, 0.62, 0.74)],
+        "sky_horizon": [(0.86, 0.88, 0.90), (0.78, 0.84, 0.92), (0.92, 0.92, 0.92), (0.80, 0.82, 0.84)],
+        "building": [(0.55, 0.32, 0.25), (0.72, 0.64, 0.52), (0.58, 0.58, 0.58), (0.84, 0.82, 0.77),
+                     (0.32, 0.30, 0.29), (0.68, 0.58, 0.42), (0.46, 0.38, 0.33), (0.62, 0.66, 0.70)],
+        "window": [(0.12, 0.14, 0.17), (0.25, 0.30, 0.36), (0.38, 0.42, 0.48), (0.08, 0.08, 0.09)],
+        "road": [(0.36, 0.35, 0.38), (0.42, 0.40, 0.44), (0.30, 0.30, 0.32), (0.48, 0.46, 0.48)],
+        "pavement": [(0.58, 0.56, 0.55), (0.62, 0.55, 0.52), (0.50, 0.50, 0.52), (0.68, 0.66, 0.62)],
+        "foliage": [(0.22, 0.32, 0.14), (0.30, 0.40, 0.18), (0.18, 0.26, 0.14), (0.36, 0.40, 0.22)],
+        "bare": [(0.36, 0.33, 0.30), (0.42, 0.40, 0.38), (0.30, 0.28, 0.26)],
+        "car": [(0.85, 0.85, 0.86), (0.62, 0.63, 0.66), (0.10, 0.10, 0.11), (0.35, 0.36, 0.38),
+                (0.15, 0.22, 0.45), (0.60, 0.10, 0.10), (0.15, 0.28, 0.20), (0.75, 0.70, 0.60)],
+        "clothes": [(0.10, 0.10, 0.12), (0.18, 0.22, 0.35), (0.35, 0.33, 0.32), (0.55, 0.15, 0.15),
+                    (0.70, 0.68, 0.62), (0.20, 0.30, 0.22), (0.45, 0.35, 0.25)],
+        "skin": [(0.85, 0.68, 0.56), (0.62, 0.45, 0.34), (0.40, 0.28, 0.20)],
+        "pole": [(0.45, 0.46, 0.47), (0.15, 0.20, 0.17), (0.12, 0.12, 0.13), (0.62, 0.62, 0.60)],
+        "sign": [(0.10, 0.28, 0.68), (0.80, 0.12, 0.12), (0.92, 0.92, 0.90), (0.90, 0.75, 0.10),
+                 (0.10, 0.45, 0.25)],
+        "fence": [(0.12, 0.18, 0.14), (0.10, 0.10, 0.11), (0.55, 0.56, 0.58), (0.45, 0.33, 0.22)],
+    },
+    "proxy": {
+        "sky_top": [(0.55, 0.45, 0.65), (0.85, 0.55, 0.40)],
+        "sky_horizon": [(0.98, 0.78, 0.55), (0.95, 0.70, 0.62)],
+        "building": [(0.85, 0.55, 0.60), (0.35, 0.65, 0.65), (0.90, 0.80, 0.45), (0.55, 0.45, 0.75)],
+        "window": [(0.95, 0.85, 0.50), (0.20, 0.10, 0.25)],
+        "road": [(0.45, 0.30, 0.28), (0.38, 0.28, 0.30)],
+        "pavement": [(0.80, 0.70, 0.50), (0.75, 0.62, 0.58)],
+        "foliage": [(0.50, 0.55, 0.15), (0.60, 0.45, 0.12)],
+        "bare": [(0.55, 0.40, 0.30)],
+        "car": [(0.95, 0.40, 0.10), (0.20, 0.70, 0.85), (0.95, 0.90, 0.20), (0.60, 0.20, 0.55)],
+        "clothes": [(0.90, 0.30, 0.50), (0.30, 0.80, 0.40), (0.95, 0.95, 0.30)],
+        "skin": [(0.95, 0.75, 0.60), (0.70, 0.50, 0.40)],
+        "pole": [(0.80, 0.20, 0.20), (0.95, 0.95, 0.95)],
+        "sign": [(0.20, 0.90, 0.40), (0.95, 0.30, 0.85)],
+        "fence": [(0.85, 0.60, 0.30), (0.30, 0.30, 0.80)],
+    },
+}
+
+# The proxy target domain: a different camera, light and sensor (applied on top of the config)
+PROXY_OVERRIDES: dict[str, Any] = {
+    "camera_height_m": (1.7, 2.2), "camera_pitch_deg": (2.0, 8.0), "camera_hfov_deg": (70.0, 84.0),
+    "sunny_p": 0.9, "sun_elevation_deg": (5.0, 18.0), "haze": (0.3, 0.7),
+    "texture_strength": (0.1, 0.3), "photo_texture_p": 0.0, "palette_jitter": (0.0, 0.1),
+    "exposure": (0.9, 1.4), "white_balance": (0.05, 0.15), "saturation": (1.2, 1.5),
+    "vignette": (0.45, 0.7), "noise_std": (0.04, 0.07), "blur_sigma": (0.8, 1.6), "jpeg_quality": (25, 45),
+}
+
+
+def scene_seed(dataset_seed: int, index: int, domain: str = "synthetic") -> int:
+    """The seed of sample `index` of a dataset: a pure function of (dataset seed, index, domain)."""
+    if domain not in DOMAINS:
+        raise ValueError(f"unknown domain {domain!r}; choose one of {list(DOMAINS)}")
+    ss = np.random.SeedSequence([int(dataset_seed) & 0xFFFFFFFF, int(index), DOMAINS.index(domain)])
+    return int(ss.generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def domain_config(cfg: SyntheticConfig, domain: str) -> SyntheticConfig:
+    """The knobs used for `domain` (the proxy domain overrides camera, light and sensor)."""
+    if domain == "synthetic":
+        return cfg
+    if domain == "proxy":
+        return cfg.model_copy(update=PROXY_OVERRIDES)
+    raise ValueError(f"unknown domain {domain!r}; choose one of {list(DOMAINS)}")
+
+
+class _Sampler:
+    def __init__(self, seed: int, palette: dict[str, list], jitter: float):
+        self.rng = np.random.default_rng(seed)
+        self.palette = palette
+        self.jitter = jitter
+
+    def u(self, r: tuple[float, float] | list[float]) -> float:
+        return float(self.rng.uniform(r[0], r[1])) if r[1] > r[0] else float(r[0])
+
+    def i(self, r: tuple[int, int]) -> int:
+        return int(self.rng.integers(r[0], r[1] + 1))
+
+    def p(self, prob: float) -> bool:
+        return bool(self.rng.random() < prob)
+
+    def logu(self, lo: float, hi: float) -> float:
+        """Log-uniform: as many objects per doubling of distance (more near, like real streets)."""
+        lo = max(lo, 0.5)
+        hi = max(hi, lo)
+        return float(math.exp(self.rng.uniform(math.log(lo), math.log(hi))))
+
+    def seed(self) -> int:
+        return int(self.rng.integers(0, 1 << 24))
+
+    def color(self, key: str, spread: float = 0.06) -> list[float]:
+        base = np.array(self.palette[key][int(self.rng.integers(len(self.palette[key])))])
+        gain = 1.0 + self.rng.uniform(-1, 1) * (spread + self.jitter)
+        tint = self.rng.uniform(-1, 1, 3) * (spread + self.jitter) * 0.35
+        return [round(float(v), 4) for v in np.clip(base * gain + tint, 0.0, 1.0)]
+
+
+def _r(v: float) -> float:
+    return round(float(v), 4)
+
+
+def sample_scene(cfg: SyntheticConfig, seed: int, domain: str = "synthetic") -> dict[str, Any]:
+    """Sample all randomization parameters of one scene.
+
+    Args:
+        cfg: the `synthetic:` knobs.
+        seed: the scene seed (see `scene_seed`).
+        domain: "synthetic" or "proxy" (the embedded stand-in target domain).
+
+    Returns:
+        A JSON-able dict fully describing the scene (input of `render.render_scenes`).
+    """
+    k = domain_config(cfg, domain)
+    s = _Sampler(seed, PALETTES[domain], jitter=0.0)
+    s.jitter = s.u(k.palette_jitter)
+
+    cam = {"height": _r(s.u(k.camera_height_m)), "pitch": _r(s.u(k.camera_pitch_deg)),
+           "roll": _r(s.u(k.camera_roll_deg) * (1 if s.p(0.5) else -1)),
+           "yaw": _r(s.u(k.camera_yaw_deg) * (1 if s.p(0.5) else -1)), "hfov": _r(s.u(k.camera_hfov_deg))}
+
+    road_w = s.u(k.road_width_m)
+    offset = s.u(k.road_offset_m)
+    # the camera drives on the road: keep it inside the kerbs
+    offset = float(np.clip(offset, -road_w / 2 + 0.9, road_w / 2 - 0.9)) if road_w > 1.8 else 0.0
+    left_edge, right_edge = offset - road_w / 2, offset + road_w / 2
+    pave_l, pave_r = s.u(k.pavement_width_m), s.u(k.pavement_width_m)
+    kerb = s.u(k.kerb_width_m)
+    street = {
+        "road_width": _r(road_w), "offset": _r(offset), "left_edge": _r(left_edge), "right_edge": _r(right_edge),
+        "pave_left": _r(pave_l), "pave_right": _r(pave_r), "kerb": _r(kerb),
+        "markings": int(s.p(k.lane_marking_p)), "marking_style": int(s.rng.integers(3)),
+        "dash_period": _r(s.u((6.0, 12.0))), "dash_fraction": _r(s.u((0.3, 0.6))),
+        "edge_lines": int(s.p(0.5)), "wear": _r(s.u(k.road_wear)), "puddles": int(s.p(k.puddle_p)),
+        "road_color": s.color("road", 0.08), "pave_color": s.color("pavement", 0.08),
+        "kerb_color": s.color("pavement", 0.05), "mark_color": [0.88, 0.88, 0.86] if s.p(0.9) else [0.85, 0.72, 0.2],
+        "pave_tile": _r(s.u((0.3, 0.9))), "tex_seed": s.seed(), "tex_strength": _r(s.u(k.texture_strength)),
+        "photo": int(s.p(k.photo_texture_p)), "photo_id": s.seed(),
+        "verge": int(s.p(0.3)),  # grass behind the pavement (CamVid labels it Tree) vs more paving
+    }
+
+    sunny = s.p(k.sunny_p)
+    light = {"sunny": int(sunny), "elev": _r(s.u(k.sun_elevation_deg) if sunny else 75.0),
+             "azim": _r(s.u((-180.0, 180.0))),
+             "ambient": _r(s.u((0.55, 0.7)) if sunny else s.u((0.85, 1.0))),
+             "sun": _r(s.u((0.5, 0.8)) if sunny else s.u((0.05, 0.15))),
+             "shadow": _r(s.u((0.35, 0.6)) if sunny else s.u((0.15, 0.3)))}
+    sky = {"top": s.color("sky_top", 0.05), "horizon": s.color("sky_horizon", 0.03),
+           "clouds": _r(s.u(k.cloud_cover)), "cloud_scale": _r(s.u((0.6, 1.6))), "seed": s.seed(),
+           "haze": _r(s.u(k.haze))}
+    if not sunny:  # overcast: paler, greyer sky
+        sky["top"] = [_r(0.5 * a + 0.5 * b) for a, b in zip(sky["top"], sky["horizon"])]
+    sensor = {"exposure": _r(s.u(k.exposure)),
+              "wb": [_r(1.0 + s.u((-1.0, 1.0)) * s.u(k.white_balance)) for _ in range(3)],
+              "saturation": _r(s.u(k.saturation)), "vignette": _r(s.u(k.vignette)),
+              "noise": _r(s.u(k.noise_std)), "blur": _r(s.u(k.blur_sigma)),
+              "jpeg": s.i(k.jpeg_quality), "seed": s.seed()}
+
+    facades, backdrops = [], []
+    far_z = s.u((60.0, 180.0)) if s.p(k.far_wall_p) else None
+    end_z = far_z if far_z is not None else 260.0
+    for side, edge, pave in ((-1, left_edge, pave_l), (1, right_edge, pave_r)):
+        base_x = edge + side * (pave + s.u(k.facade_setback_m))
+        z = -4.0
+        while z < end_z:
+            length = s.u(k.segment_length_m)
+            r = s.rng.random()
+            kind = "building" if r < k.building_p else ("trees" if r < k.building_p + k.tree_row_p else "gap")
+            seg = {"side": side, "z0": _r(z), "z1": _r(min(z + length, end_z)), "kind": kind,
+                   "x": _r(base_x + side * s.u((0.0, 1.5))), "seed": s.seed()}
+            if kind == "building":
+                seg.update(height=_r(s.u(k.building_height_m)), color=s.color("building"),
+                           window=s.color("window", 0.05), floor_h=_r(s.u((2.8, 3.6))),
+                           win_spacing=_r(s.u((1.6, 3.6))), win_w=_r(s.u((0.3, 0.7))), win_h=_r(s.u((0.35, 0.65))),
+                           shop=int(s.p(0.45)), shop_color=s.color("building", 0.1),
+                           tex=_r(s.u(k.texture_strength)), photo=int(s.p(k.photo_texture_p)))
+            elif kind == "trees":
+                seg.update(height=_r(s.u((3.0, 12.0))), color=s.color("foliage" if s.p(0.7) else "bare"),
+                           tex=_r(s.u(k.texture_strength)))
+            else:  # a gap: low wall / fence panels sometimes
+                seg.update(height=_r(s.u((1.0, 2.0)) if s.p(0.4) else 0.0), color=s.color("fence"))
+            facades.append(seg)
+            z += length
+        if s.p(k.backdrop_p):
+            kind = "trees" if s.p(0.55) else "building"
+            backdrops.append({"side": side, "x": _r(base_x + side * s.u((10.0, 40.0))), "kind": kind,
+                              "height": _r(s.u((6.0, 16.0) if kind == "trees" else (6.0, 22.0))),
+                              "color": s.color("foliage" if kind == "trees" else "building"), "seed": s.seed()})
+    far_wall = None
+    if far_z is not None:
+        far_wall = {"z": _r(far_z), "height": _r(s.u((8.0, 25.0))), "color": s.color("building"),
+                    "window": s.color("window", 0.05), "seed": s.seed(), "kind": "building" if s.p(0.75) else "trees"}
+    horizon_band = {"height": _r(s.u((3.0, 14.0))), "seed": s.seed(), "tree_frac": _r(s.u((0.2, 0.8))),
+                    "color": s.color("building"), "tree_color": s.color("foliage")} if s.p(0.7) else None
+
+    objects = _sample_objects(k, s, street)
+    return {"seed": int(seed), "domain": domain, "camera": cam, "street": street, "light": light, "sky": sky,
+            "sensor": sensor, "facades": facades, "backdrops": backdrops, "far_wall": far_wall,
+            "horizon_band": horizon_band, "objects": objects}
+
+
+def _free(placed: list[tuple[float, float, float, float]], x0: float, x1: float, z0: float, z1: float) -> bool:
+    return all(x1 <= a0 or x0 >= a1 or z1 <= b0 or z0 >= b1 for a0, a1, b0, b1 in placed)
+
+
+def _sample_objects(k: SyntheticConfig, s: _Sampler, st: dict[str, Any]) -> list[dict[str, Any]]:
+    """Objects with layout rules; footprints never overlap."""
+    lo, hi = k.object_distance_m
+    le, re, kerb = st["left_edge"], st["right_edge"], st["kerb"]
+    placed: list[tuple[float, float, float, float]] = [(-0.9, 0.9, -3.0, 3.5)]  # our own car
+    objs: list[dict[str, Any]] = []
+
+    def place(w: float, length: float, xfn, tries: int = 12) -> tuple[float, float] | None:
+        for _ in range(tries):
+            x, z = xfn(), s.logu(lo, hi)
+            if _free(placed, x - w / 2, x + w / 2, z - length / 2, z + length / 2):
+                placed.append((x - w / 2, x + w / 2, z - length / 2, z + length / 2))
+                return x, z
+        return None
+
+    def pave_x(margin: float = 0.3) -> float:
+        side = -1 if s.p(0.5) else 1
+        edge, pave = (le, st["pave_left"]) if side < 0 else (re, st["pave_right"])
+        return edge + side * (kerb + margin + s.rng.random() * max(pave - kerb - 2 * margin, 0.05))
+
+    def kerb_x(inset: float) -> float:
+        return le + inset if s.p(0.5) else re - inset
+
+    lanes = [st["offset"] - st["road_width"] / 4, st["offset"] + st["road_width"] / 4]
+    for _ in range(s.i(k.num_cars)):
+        w, h, length = s.u((1.65, 1.95)), s.u((1.35, 1.65)), s.u((3.8, 4.9))
+        if s.p(0.12):  # van
+            h, length = s.u((1.9, 2.5)), s.u((4.8, 6.0))
+        parked = s.p(0.5)
+        xfn = (lambda w=w: kerb_x(w / 2 + 0.15)) if parked else (lambda: lanes[int(s.rng.integers(2))] + s.u((-0.4, 0.4)))
+        pos = place(w, length + 0.8, xfn)
+        if pos:
+            objs.append({"cls": "Car", "x": _r(pos[0]), "z": _r(pos[1]), "w": _r(w), "h": _r(h), "l": _r(length),
+                         "color": s.color("car", 0.05), "cabin": _r(s.u((0.45, 0.6))), "seed": s.seed()})
+    for _ in range(s.i(k.num_pedestrians)):
+        crossing = s.p(0.15)
+        xfn = (lambda: s.u((le + 0.5, re - 0.5))) if crossing else pave_x
+        pos = place(0.5, 0.5, xfn)
+        if pos:
+            objs.append({"cls": "Pedestrian", "x": _r(pos[0]), "z": _r(pos[1]), "h": _r(s.u((1.5, 1.92))),
+                         "w": _r(s.u((0.4, 0.55))), "stride": _r(s.u((0.0, 0.35))), "top": s.color("clothes"),
+                         "legs": s.color("clothes"), "skin": s.color("skin", 0.03), "seed": s.seed()})
+    for _ in range(s.i(k.num_bicyclists)):
+        pos = place(0.7, 1.9, lambda: kerb_x(s.u((0.6, 1.4))))
+        if pos:
+            objs.append({"cls": "Bicyclist", "x": _r(pos[0]), "z": _r(pos[1]), "h": _r(s.u((1.6, 1.85))),
+                         "top": s.color("clothes"), "legs": s.color("clothes"), "skin": s.color("skin", 0.03),
+                         "bike": s.color("pole"), "seed": s.seed()})
+    for _ in range(s.i(k.num_poles)):
+        pos = place(0.3, 0.3, lambda: pave_x(0.25) if s.p(0.3) else kerb_x(-(kerb + s.u((0.2, 0.5)))))
+        if pos:
+            bollard = s.p(0.25)
+            objs.append({"cls": "Pole", "x": _r(pos[0]), "z": _r(pos[1]),
+                         "h": _r(s.u((0.8, 1.2)) if bollard else s.u((3.5, 9.0))),
+                         "r": _r(s.u((0.07, 0.14)) if bollard else s.u((0.05, 0.13))),
+                         "arm": int(not bollard and s.p(0.5)), "color": s.color("pole"), "seed": s.seed()})
+    for _ in range(s.i(k.num_signs)):
+        pos = place(0.4, 0.4, lambda: kerb_x(-(kerb + s.u((0.2, 0.7)))))
+        if pos:
+            light = s.p(0.3)
+            objs.append({"cls": "SignSymbol", "x": _r(pos[0]), "z": _r(pos[1]), "pole_h": _r(s.u((2.0, 3.6))),
+                         "size": _r(s.u((0.45, 0.9))), "shape": int(s.rng.integers(3)), "light": int(light),
+                         "color": s.color("sign", 0.03), "color2": s.color("sign", 0.03),
+                         "pole_color": s.color("pole"), "seed": s.seed()})
+    for _ in range(s.i(k.num_trees)):
+        pos = place(1.0, 1.0, lambda: pave_x(0.5))
+        if pos:
+            bare = s.p(0.35)
+            objs.append({"cls": "Tree", "x": _r(pos[0]), "z": _r(pos[1]), "trunk_h": _r(s.u((1.8, 3.5))),
+                         "trunk_r": _r(s.u((0.08, 0.22))), "crown_w": _r(s.u((1.2, 3.5))),
+                         "crown_h": _r(s.u((1.5, 4.5))), "bare": int(bare),
+                         "color": s.color("bare" if bare else "foliage"), "seed": s.seed()})
+    for side in (-1, 1):
+        if s.p(k.fence_p):
+            edge = le if side < 0 else re
+            z0 = s.u((-2.0, 30.0))
+            objs.append({"cls": "Fence", "side": side, "x": _r(edge + side * (kerb + s.u((0.2, 0.5)))),
+                         "z0": _r(z0), "z1": _r(z0 + s.u((8.0, 60.0))), "h": _r(s.u((0.8, 1.3))),
+                         "bar": _r(s.u((0.1, 0.25))), "color": s.color("fence"), "seed": s.seed()})
+    return objs

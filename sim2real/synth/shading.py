@@ -1,0 +1,402 @@
+"""Deferred shading of the winning hit per pixel: materials, light, shadows, sky, haze, camera.
+
+Every per-pixel value is an exact function of the scene's parameters (see `render.py`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from sim2real.synth import primitives as P
+from sim2real.synth.noise import fbm, hash2, value_noise
+from sim2real.synth.textures import TextureBank
+from sim2real.taxonomy import CLASS_ID
+
+ROAD, PAVEMENT, TREE, SKY = CLASS_ID["Road"], CLASS_ID["Pavement"], CLASS_ID["Tree"], CLASS_ID["Sky"]
+
+
+def _scene_table(scenes: list[dict[str, Any]], fn) -> np.ndarray:
+    return np.array([fn(s) for s in scenes], np.float64)
+
+
+def _sun(light: dict[str, Any]) -> list[float]:
+    e, a = math.radians(light["elev"]), math.radians(light["azim"])
+    return [math.cos(e) * math.sin(a), math.sin(e), math.cos(e) * math.cos(a)]
+
+
+class _Ctx:
+    """Values of the winning hits of one material (gathered once), plus table access."""
+
+    def __init__(self, prmT, pid, sc, p, d, n, face, dev):
+        self.prmT, self.pid, self.sc, self.p, self.d, self.n, self.face, self.dev = prmT, pid, sc, p, d, n, face, dev
+
+    def subset(self, idx: torch.Tensor) -> _Ctx:
+        return _Ctx(self.prmT, self.pid[idx], self.sc[idx], self.p[idx], self.d[idx], self.n[idx],
+                    self.face[idx], self.dev)
+
+    def c(self, k: int) -> torch.Tensor:
+        return self.prmT[k][self.pid]
+
+    def rgb(self, k: int) -> torch.Tensor:
+        return torch.stack([self.c(k), self.c(k + 1), self.c(k + 2)], -1)
+
+
+def shade(scenes: list[dict[str, Any]], prm: torch.Tensor, el: Any, winner: torch.Tensor, t: torch.Tensor,
+          face: torch.Tensor, rays: torch.Tensor, oy_scene: torch.Tensor, h: int, w: int, dev: torch.device,
+          textures: TextureBank) -> tuple[np.ndarray, np.ndarray]:
+    n_sc = len(scenes)
+    hw = h * w
+
+    def per_scene(fn) -> torch.Tensor:
+        return torch.as_tensor(_scene_table(scenes, fn).astype(np.float32), device=dev)
+
+    sky_top = per_scene(lambda s: s["sky"]["top"])
+    sky_hor = per_scene(lambda s: s["sky"]["horizon"])
+    sky_par = per_scene(lambda s: [s["sky"]["clouds"], s["sky"]["cloud_scale"], s["sky"]["seed"], s["sky"]["haze"]])
+    sun = per_scene(lambda s: _sun(s["light"]))
+    light = per_scene(lambda s: [s["light"]["ambient"], s["light"]["sun"], s["light"]["shadow"], s["light"]["sunny"]])
+
+    # ---------- sky where nothing was hit ----------
+    dx, dy, dz = rays[:, 0], rays[:, 1], rays[:, 2]
+    norm = torch.sqrt(dx * dx + dy * dy + dz * dz)
+    color = torch.zeros((n_sc * hw, 3), device=dev)
+    cls = torch.full((n_sc * hw,), SKY, device=dev, dtype=torch.long)
+    skyp = torch.nonzero(winner < 0).squeeze(1)
+    if len(skyp):
+        ssc = skyp // hw
+        sdx, sdy, sdz = dx[skyp], dy[skyp], dz[skyp]
+        elev = sdy / norm[skyp]
+        wgt = torch.sqrt(torch.clamp(elev / 0.6, 0.0, 1.0))
+        top, hor = sky_top[ssc], sky_hor[ssc]
+        scol = hor + (top - hor) * wgt[:, None]
+        cover, cscale, cseed = sky_par[ssc, 0], sky_par[ssc, 1], sky_par[ssc, 2].long()
+        dyc = torch.clamp(sdy, min=0.04)
+        cu, cv = sdx / dyc * cscale, sdz / dyc * cscale * 0.5
+        cn = fbm(cu, cv, cseed, octaves=4)
+        dens = torch.clamp((cn - (1.0 - cover)) * 3.0, 0.0, 1.0) * torch.clamp(elev * 8.0, 0.0, 1.0)
+        cloud = (0.78 + 0.2 * fbm(cu * 2.0, cv * 2.0, cseed + 5, octaves=2))[:, None]
+        color[skyp] = scol + (cloud - scol) * dens[:, None]
+
+    # ---------- winners ----------
+    pix = torch.nonzero(winner >= 0).squeeze(1)
+    e = winner[pix]
+    pid = el.pid[e]
+    tw = t[e]
+    fw = face[e].long()
+    d = rays[pix]
+    sc = pix // hw
+    oy = oy_scene[sc]
+    p = torch.stack([tw * d[:, 0], oy + tw * d[:, 1], tw * d[:, 2]], -1)
+    kind = prm[:, P.KIND].long()[pid]
+    nrm = _normals(prm, pid, kind, fw, p, d)
+    prmT = prm.t().contiguous()
+    ctx = _Ctx(prmT, pid, sc, p, d, nrm, fw, dev)
+    mat = prmT[P.MAT].long()[pid]
+    base = torch.zeros((len(pix), 3), device=dev)
+    pcls = prmT[P.CLS].long()[pid]
+    for m, fn in _MATERIALS.items():
+        idx = torch.nonzero(mat == m).squeeze(1)
+        if len(idx):
+            out = fn(ctx.subset(idx), scenes, textures, sky_hor)
+            if isinstance(out, tuple):
+                base[idx], pcls[idx] = out
+            else:
+                base[idx] = out
+
+    # light: ambient + sun (Lambert) unless a facade shadows the point
+    L = sun[sc]
+    amb, sun_k = light[sc, 0], light[sc, 1]
+    ndl = torch.clamp((nrm * L).sum(-1), min=0.0)
+    shadowed = _facade_shadow(scenes, p, L, sc, light[sc, 3] > 0.5, dev)
+    lit = amb * (1.0 - 0.15 * shadowed) + sun_k * ndl * (1.0 - shadowed)
+    lit = lit + 0.08 * torch.clamp(nrm[:, 1], min=0.0)  # sky light from above
+    col = base * lit[:, None]
+    # haze: aerial perspective toward the horizon colour
+    dist = tw * norm[pix]
+    haze = sky_par[sc, 3]
+    f = haze * dist / (dist + 150.0)
+    col = col + (sky_hor[sc] - col) * f[:, None]
+    color[pix] = col
+    cls[pix] = pcls
+
+    from sim2real.synth.camera import apply_camera
+
+    img = color.reshape(n_sc, h, w, 3).permute(0, 3, 1, 2)
+    out = apply_camera(img, scenes)
+    return out, cls.reshape(n_sc, h, w).to(torch.uint8).cpu().numpy()
+
+
+def _normals(prm, pid, kind, face, p, d) -> torch.Tensor:
+    def c(k: int) -> torch.Tensor:
+        return prm[:, k][pid]
+
+    n = torch.zeros_like(p)
+    n[:, 1] = 1.0  # ground
+    m = kind == P.K_QUADX
+    n[m] = torch.stack([-torch.sign(c(P.X0)[m]), torch.zeros_like(p[m, 0]), torch.zeros_like(p[m, 0])], -1)
+    m = kind == P.K_QUADZ
+    n[m] = torch.tensor([0.0, 0.0, -1.0], device=p.device)
+    m = kind == P.K_BOX
+    if m.any():
+        nb = torch.zeros_like(p[m])
+        ax = face[m]
+        sgn = -torch.sign(d[m].gather(1, ax[:, None]).squeeze(1))
+        nb.scatter_(1, ax[:, None], sgn[:, None])
+        n[m] = nb
+    m = kind == P.K_ELL
+    if m.any():
+        cen = torch.stack([(c(P.X0)[m] + c(P.X1)[m]) * 0.5, (c(P.Y0)[m] + c(P.Y1)[m]) * 0.5,
+                           (c(P.Z0)[m] + c(P.Z1)[m]) * 0.5], -1)
+        rad = torch.stack([c(P.X1)[m] - c(P.X0)[m], c(P.Y1)[m] - c(P.Y0)[m], c(P.Z1)[m] - c(P.Z0)[m]], -1) * 0.5
+        v = (p[m] - cen) / torch.clamp(rad * rad, min=1e-6)
+        n[m] = v / torch.clamp(torch.sqrt((v * v).sum(-1, keepdim=True)), min=1e-9)
+    m = kind == P.K_CYL
+    if m.any():
+        vx = p[m, 0] - (c(P.X0)[m] + c(P.X1)[m]) * 0.5
+        vz = p[m, 2] - (c(P.Z0)[m] + c(P.Z1)[m]) * 0.5
+        ln = torch.clamp(torch.sqrt(vx * vx + vz * vz), min=1e-9)
+        n[m] = torch.stack([vx / ln, torch.zeros_like(vx), vz / ln], -1)
+    return n
+
+
+SHADOW_Z0, SHADOW_DZ, SHADOW_LEN = -10.0, 0.5, 640  # facade height profile: z from -10 m, 0.5 m steps
+
+
+def _facade_shadow(scenes, p, L, sc, sunny, dev) -> torch.Tensor:
+    """1 where the sun ray from a point hits the facade row on the sun's side of the street.
+
+    The row is a height profile over z (one lookup per point) at the row's mean x.
+    """
+    out = torch.zeros(len(p), device=dev)
+    sel = torch.nonzero(sunny).squeeze(1)
+    if len(sel) == 0:
+        return out
+    prof = np.zeros((len(scenes), SHADOW_LEN), np.float32)
+    xs = np.zeros(len(scenes), np.float32)
+    zgrid = SHADOW_Z0 + SHADOW_DZ * (np.arange(SHADOW_LEN) + 0.5)
+    for i, s in enumerate(scenes):
+        lx = _sun(s["light"])[0]
+        segs = [f for f in s["facades"] if f["kind"] != "gap" and f["x"] * lx > 0]
+        if not segs or not s["light"]["sunny"]:
+            continue
+        xs[i] = float(np.mean([f["x"] for f in segs]))
+        for f in segs:
+            prof[i, (zgrid >= f["z0"]) & (zgrid < f["z1"])] = f["height"]
+    table = torch.as_tensor(prof.reshape(-1), device=dev)
+    xs_t = torch.as_tensor(xs, device=dev)
+    ps, Ls, ss = p[sel], L[sel], sc[sel]
+    lx = torch.where(Ls[:, 0].abs() < 1e-4, torch.full_like(Ls[:, 0], 1e-4), Ls[:, 0])
+    k = (xs_t[ss] - ps[:, 0]) / lx
+    y = ps[:, 1] + k * Ls[:, 1]
+    z = ps[:, 2] + k * Ls[:, 2]
+    zi = torch.clamp(torch.floor((z - SHADOW_Z0) / SHADOW_DZ).long(), 0, SHADOW_LEN - 1)
+    hh = table[ss * SHADOW_LEN + zi]
+    out[sel] = ((k > 0.05) & (y < hh)).float()
+    return out
+
+
+# ---------------- materials: base colour (and class where the material decides it) ----------------
+
+def _street(scenes, key, sc, dev) -> torch.Tensor:
+    vals = torch.as_tensor(_scene_table(scenes, lambda s: s["street"][key]).astype(np.float32), device=dev)
+    return vals[sc]
+
+
+def _ground(ctx: _Ctx, scenes, tex: TextureBank, sky_hor):
+    sc = ctx.sc
+    dev = ctx.dev
+    X, Z = ctx.p[:, 0], ctx.p[:, 2]
+
+    def s(key: str) -> torch.Tensor:
+        return _street(scenes, key, sc, dev)
+
+    le, re, kerb, off = s("left_edge"), s("right_edge"), s("kerb"), s("offset")
+    pl, pr = s("pave_left"), s("pave_right")
+    seed = s("tex_seed").long()
+    ts = s("tex_strength")
+    road_c, pave_c, kerb_c, mark_c = s("road_color"), s("pave_color"), s("kerb_color"), s("mark_color")
+    in_road = (X >= le) & (X <= re)
+    in_kerb = ((X < le) & (X >= le - kerb)) | ((X > re) & (X <= re + kerb))
+    beyond = (X < le - pl) | (X > re + pr)
+    grass = s("verge") > 0.5
+    cls = torch.where(in_road, torch.full_like(sc, ROAD), torch.full_like(sc, PAVEMENT))
+    cls = torch.where(beyond & grass, torch.full_like(sc, TREE), cls)
+
+    grain = fbm(X * 1.5, Z * 1.5, seed, octaves=3) - 0.5
+    photo = s("photo") > 0.5
+    detail = torch.where(photo, tex.lookup(torch.ones_like(seed), X * 0.35, Z * 0.35), torch.ones_like(X))
+    # road: asphalt grain, worn/repaired patches, wet puddles, lane markings
+    road = road_c * (1.0 + ts * grain * 0.5)[:, None] * detail[:, None]
+    wear = s("wear")
+    patch = value_noise(X * 0.18, Z * 0.12, seed + 5)
+    road = torch.where((patch > 1.0 - wear * 0.45)[:, None], road * 0.82, road)
+    crack = (value_noise(X * 2.0, Z * 0.7, seed + 17) - 0.5).abs() < 0.012 * wear
+    road = torch.where(crack[:, None], road * 0.6, road)
+    wet = (s("puddles") > 0.5) & (fbm(X * 0.35, Z * 0.2, seed + 9, octaves=3) > 0.66)
+    road = torch.where(wet[:, None], road * 0.45 + sky_hor[sc] * 0.45, road)
+    style = s("marking_style")
+    period, frac = s("dash_period"), s("dash_fraction")
+    dashed = (Z / period - torch.floor(Z / period)) < frac
+    centre = ((X - off).abs() < 0.07) & ((style == 1) | dashed)
+    double = (style == 1) & (((X - off - 0.18).abs() < 0.06) | ((X - off + 0.18).abs() < 0.06))
+    lanes = (style == 2) & dashed & (((X - off - (re - le) / 4).abs() < 0.06) | ((X - off + (re - le) / 4).abs() < 0.06))
+    edges = (s("edge_lines") > 0.5) & (((X - le - 0.3).abs() < 0.05) | ((X - re + 0.3).abs() < 0.05))
+    mark = (s("markings") > 0.5) & in_road & (centre | double | lanes | edges)
+    fade = (0.9 - 0.5 * wear)[:, None]
+    road = torch.where(mark[:, None], road + (mark_c - road) * fade, road)
+    # pavement: slabs with grout lines
+    tile = s("pave_tile")
+    gx = (X / tile - torch.floor(X / tile)) < 0.06
+    gz = (Z / tile - torch.floor(Z / tile)) < 0.06
+    pave = pave_c * (1.0 + ts * grain * 0.35)[:, None] * detail[:, None]
+    pave = torch.where((gx | gz)[:, None], pave * 0.85, pave)
+    kerb_col = kerb_c * 1.12 * (1.0 + 0.1 * grain)[:, None]
+    verge = torch.tensor([0.28, 0.36, 0.17], device=dev) * (0.7 + 0.6 * fbm(X * 2, Z * 2, seed + 3))[:, None]
+    col = torch.where(in_road[:, None], road, torch.where(in_kerb[:, None], kerb_col, pave))
+    col = torch.where((beyond & grass)[:, None], verge, col)
+    return col, cls
+
+
+def _paint(ctx: _Ctx, scenes, tex, sky_hor):
+    p = ctx.p
+    c = ctx.rgb(P.R)
+    seed = ctx.c(P.SEED).long()
+    amt, scale = ctx.c(P.A0), ctx.c(P.A0 + 1)
+    n = fbm((p[:, 0] + p[:, 2]) * scale + 0.5, p[:, 1] * scale, seed, octaves=2) - 0.5
+    return c * (1.0 + amt * n)[:, None]
+
+
+def _facade(ctx: _Ctx, scenes, tex: TextureBank, sky_hor):
+    p = ctx.p
+    c, c2 = ctx.rgb(P.R), ctx.rgb(P.R2)
+    seed = ctx.c(P.SEED).long()
+    kind = ctx.c(P.KIND).long()
+    floor_h, spacing = ctx.c(P.A0), ctx.c(P.A0 + 1)
+    win_w, win_h, shop = ctx.c(P.A0 + 2), ctx.c(P.A0 + 3), ctx.c(P.A0 + 4) > 0.5
+    ts, photo = ctx.c(P.A0 + 5), ctx.c(P.A0 + 6) > 0.5
+    top = ctx.c(P.Y1)
+    along = torch.where(kind == P.K_QUADX, p[:, 2], p[:, 0])
+    y = p[:, 1]
+    fl = torch.floor(y / floor_h)
+    fy = y / floor_h - fl
+    col_i = torch.floor(along / spacing)
+    fc = along / spacing - col_i
+    is_win = ((fc - 0.5).abs() < win_w * 0.5) & ((fy - 0.5).abs() < win_h * 0.5) & (fl >= 1) & (y < top - 0.5)
+    big = shop & (fl == 0) & (fy > 0.12) & (fy < 0.8) & ((along / (2 * spacing) - torch.floor(along / (2 * spacing))) > 0.06)
+    grain = fbm(along * 0.9, y * 0.9, seed, octaves=3) - 0.5
+    detail = torch.where(photo, tex.lookup(torch.zeros_like(seed), along * 0.25, y * 0.25), torch.ones_like(y))
+    wall = c * (1.0 + ts * grain * 0.45)[:, None] * detail[:, None]
+    wall = torch.where((fy < 0.035)[:, None], wall * 0.9, wall)  # string courses between floors
+    wall = torch.where((y > top - 0.35)[:, None], wall * 1.12, wall)  # cornice
+    wall = torch.where((y < 0.4)[:, None], wall * 0.85, wall)  # grime near the ground
+    # windows: per-window brightness (curtains, lights, reflections), light frames, dark recess at the top
+    wv = hash2(col_i.long(), fl.long(), seed)
+    glass = c2 * (0.6 + 0.8 * wv)[:, None] + 0.15 * sky_hor[ctx.sc] * fy[:, None]
+    edge = ((fc - 0.5).abs() > win_w * 0.5 - 0.04 / spacing) | ((fy - 0.5).abs() > win_h * 0.5 - 0.05)
+    frame = torch.full_like(glass, 0.8)
+    glass = torch.where(edge[:, None] & (wv > 0.3)[:, None], frame, glass)
+    recess = (fy > 0.5 + win_h * 0.5 - 0.12) & ~edge
+    glass = torch.where(recess[:, None], glass * 0.6, glass)
+    col = torch.where(is_win[:, None] | big[:, None], glass, wall)
+    return col
+
+
+def _foliage(ctx: _Ctx, scenes, tex: TextureBank, sky_hor):
+    p = ctx.p
+    c = ctx.rgb(P.R)
+    seed = ctx.c(P.SEED).long()
+    ts, bare = ctx.c(P.A0), ctx.c(P.A0 + 1) > 0.5
+    u, v = (p[:, 0] + p[:, 2]) * 3.0, p[:, 1] * 3.0
+    n = fbm(u, v, seed, octaves=3)
+    leaf = tex.lookup(torch.full_like(seed, 2), u * 0.15, v * 0.15)
+    col = c * (1.0 + ts * (n - 0.5) * 1.2)[:, None] * (0.75 + 0.25 * leaf)[:, None]
+    twig = (value_noise(u * 2.0, v * 2.0, seed + 3) - 0.5).abs() < 0.06
+    col = torch.where((bare & twig)[:, None], col * 0.55, col)
+    return col
+
+
+def _glass(ctx: _Ctx, scenes, tex, sky_hor):
+    p = ctx.p
+    c, c2 = ctx.rgb(P.R), ctx.rgb(P.R2)
+    n = ctx.n
+    y0, y1 = ctx.c(P.Y0), ctx.c(P.Y1)
+    x0, x1, z0, z1 = ctx.c(P.X0), ctx.c(P.X1), ctx.c(P.Z0), ctx.c(P.Z1)
+    ly = (p[:, 1] - y0) / (y1 - y0)
+    lx = (p[:, 0] - x0) / (x1 - x0)
+    lz = (p[:, 2] - z0) / (z1 - z0)
+    refl = sky_hor[ctx.sc] * (0.1 + 0.3 * ly)[:, None]
+    col = c2 + refl
+    pillar = torch.where(n[:, 0].abs() > 0.5, (lz < 0.1) | (lz > 0.9) | ((lz - 0.5).abs() < 0.04),
+                         (lx < 0.1) | (lx > 0.9))
+    body = pillar | (ly > 0.9) | (n[:, 1] > 0.5)
+    return torch.where(body[:, None], c, col)
+
+
+def _carbody(ctx: _Ctx, scenes, tex, sky_hor):
+    p = ctx.p
+    c = ctx.rgb(P.R)
+    n = ctx.n
+    seed = ctx.c(P.SEED).long()
+    y0, y1 = ctx.c(P.Y0), ctx.c(P.Y1)
+    x0, x1, z0, z1 = ctx.c(P.X0), ctx.c(P.X1), ctx.c(P.Z0), ctx.c(P.Z1)
+    ly = (p[:, 1] - y0) / (y1 - y0)
+    lx = (p[:, 0] - (x0 + x1) * 0.5) / ((x1 - x0) * 0.5)
+    lz = (p[:, 2] - z0) / (z1 - z0)
+    end = n[:, 2].abs() > 0.5
+    rear_red = (seed % 2) == 0
+    lamp_c = torch.where(rear_red[:, None], torch.tensor([0.7, 0.06, 0.05], device=ctx.dev),
+                         torch.tensor([0.92, 0.9, 0.82], device=ctx.dev))
+    lamp = end & (ly > 0.55) & (lx.abs() > 0.62) & (lx.abs() < 0.95)
+    plate = end & (lx.abs() < 0.22) & (ly > 0.22) & (ly < 0.45)
+    bumper = ly < 0.18
+    col = c * (1.0 + 0.1 * (fbm(lx * 3, ly * 3, seed) - 0.5))[:, None]
+    col = torch.where((n[:, 1] > 0.5)[:, None], col * 1.15 + 0.05, col)  # bonnet / boot catch the sky
+    col = torch.where(bumper[:, None], col * 0.45, col)
+    col = torch.where(lamp[:, None], lamp_c, col)
+    col = torch.where(plate[:, None], torch.full_like(col, 0.88), col)
+    side_sill = (~end) & (ly < 0.25) & ((lz < 0.1) | (lz > 0.9))
+    return torch.where(side_sill[:, None], col * 0.6, col)
+
+
+def _sign(ctx: _Ctx, scenes, tex, sky_hor):
+    p = ctx.p
+    c, c2 = ctx.rgb(P.R), ctx.rgb(P.R2)
+    n = ctx.n
+    shape = ctx.c(P.A0)
+    seed = ctx.c(P.SEED).long()
+    lx = (p[:, 0] - (ctx.c(P.X0) + ctx.c(P.X1)) * 0.5) / ((ctx.c(P.X1) - ctx.c(P.X0)) * 0.5)
+    ly = (p[:, 1] - (ctx.c(P.Y0) + ctx.c(P.Y1)) * 0.5) / ((ctx.c(P.Y1) - ctx.c(P.Y0)) * 0.5)
+    r = torch.where(shape == 1, torch.sqrt(lx * lx + ly * ly), torch.maximum(lx.abs(), ly.abs()))
+    r = torch.where(shape == 2, torch.maximum(ly.abs(), 2 * lx.abs() + ly), r)
+    border = r > 0.78
+    symbol = ((seed % 3) == 0) & (ly.abs() < 0.18) & (lx.abs() < 0.55)
+    arrow = ((seed % 3) == 1) & (lx.abs() < 0.12) & (ly.abs() < 0.55)
+    front = n[:, 2] < -0.5
+    col = torch.where((border | symbol | arrow)[:, None], c2, c)
+    return torch.where(front[:, None], col, torch.full_like(col, 0.45))
+
+
+def _lamp(ctx: _Ctx, scenes, tex, sky_hor):
+    p = ctx.p
+    c = ctx.rgb(P.R)
+    n = ctx.n
+    lit = ctx.c(P.A0)
+    ly = (p[:, 1] - ctx.c(P.Y0)) / (ctx.c(P.Y1) - ctx.c(P.Y0))
+    lx = (p[:, 0] - (ctx.c(P.X0) + ctx.c(P.X1)) * 0.5) / ((ctx.c(P.X1) - ctx.c(P.X0)) * 0.5)
+    col = c.clone()
+    lamps = torch.tensor([[0.1, 0.9, 0.3], [0.95, 0.65, 0.1], [0.95, 0.1, 0.1]], device=ctx.dev)
+    for k, cy in enumerate((0.2, 0.5, 0.8)):
+        dd = (lx * 0.45) ** 2 + (ly - cy) ** 2
+        disc = (dd < 0.02) & (n[:, 2] < -0.5)
+        on = lit == k
+        col = torch.where((disc & on)[:, None], lamps[k].expand_as(col), col)
+        col = torch.where((disc & ~on)[:, None], torch.full_like(col, 0.18), col)
+    return col
+
+
+_MATERIALS = {P.M_GROUND: _ground, P.M_PAINT: _paint, P.M_FACADE: _facade, P.M_FOLIAGE: _foliage,
+              P.M_GLASS: _glass, P.M_SIGN: _sign, P.M_CARBODY: _carbody, P.M_LAMP: _lamp}

@@ -1,0 +1,172 @@
+"""The DuckDB store: idempotent runs, two real processes writing at once, bad files left untouched, migrations."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from sim2real.evaluate import store as S
+from sim2real.evaluate.store import RunRows, Store, StoreError, resolve_store_path, schema_markdown
+
+
+def _rows(run_id: str, n_metrics: int = 5) -> RunRows:
+    return RunRows(
+        run={"run_id": run_id, "stage": "gap_report", "git_rev": "abc", "params_hash": "p", "params_json": "{}",
+             "target": "proxy", "image_height": 32, "image_width": 48, "note": ""},
+        tables={"metrics": [{"model_id": "m", "split": "real/val", "adaptation": "none", "name": f"x{i}",
+                             "value": i / 10} for i in range(n_metrics)],
+                "class_iou": [{"model_id": "m", "split": "real/val", "adaptation": "none", "class_id": c,
+                               "class_name": str(c), "iou": float("nan") if c == 2 else 0.5,
+                               "present": c != 2, "tp": 1, "fp": 0, "fn": 1} for c in range(3)],
+                "headline": [{"figure": "domain_gap", "split": "real/val", "value": 12.5, "spread": None, "n": 1,
+                              "note": ""}]})
+
+
+def test_rematerializing_replaces_rows(tmp_path: Path) -> None:
+    st = Store(tmp_path / "db" / "s.duckdb")
+    st.write_run(_rows("r1"))
+    counts = {t: st.count(t) for t in S.TABLES}
+    st.write_run(_rows("r1"))
+    assert {t: st.count(t) for t in S.TABLES} == counts
+    st.write_run(_rows("r1", n_metrics=2))  # a changed run replaces, never mixes
+    assert st.count("metrics", "r1") == 2 and st.count("runs") == 1
+    st.write_run(_rows("r2"))
+    assert st.count("runs") == 2 and st.count("metrics") == 7
+    absent = st.query("SELECT iou, present FROM class_iou WHERE run_id='r1' AND class_id=2")[0]
+    assert absent == {"iou": None, "present": False}, "NaN IoU is stored as NULL, flagged absent"
+    assert st.latest_run() == "r2"
+
+
+def test_failed_write_leaves_previous_rows(tmp_path: Path) -> None:
+    st = Store(tmp_path / "s.duckdb")
+    st.write_run(_rows("r1"))
+    bad = _rows("r1", n_metrics=1)
+    bad.tables["metrics"][0]["not_a_column"] = 1
+    with pytest.raises(StoreError, match="unknown column"):
+        st.write_run(bad)
+    assert st.count("metrics", "r1") == 5
+
+
+_HOLD = """
+import duckdb, sys, time
+con = duckdb.connect(sys.argv[1])
+print("held", flush=True)
+time.sleep(float(sys.argv[2]))
+con.close()
+"""
+
+_WRITER = """
+import json, sys
+sys.path.insert(0, sys.argv[3])
+from test_store import _rows
+from sim2real.evaluate.store import Store
+st = Store(sys.argv[1], lock_timeout_s=60)
+for k in range(3):
+    st.write_run(_rows(f"{sys.argv[2]}-{k}"))
+print(json.dumps({"waits": st.lock_waits}))
+"""
+
+
+def _hold_lock(path: Path, seconds: float) -> subprocess.Popen:
+    p = subprocess.Popen([sys.executable, "-c", _HOLD, str(path), str(seconds)], stdout=subprocess.PIPE, text=True)
+    assert p.stdout is not None and p.stdout.readline().strip() == "held"
+    return p
+
+
+def test_two_processes_writing_at_once_both_land(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    Store(path).write_run(_rows("seed"))
+    holder = _hold_lock(path, 1.5)  # a third process holds the file while both writers start
+    here = str(Path(__file__).parent)
+    writers = [subprocess.Popen([sys.executable, "-c", _WRITER, str(path), name, here], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for name in ("a", "b")]
+    outs = [w.communicate(timeout=90) for w in writers]
+    holder.wait(timeout=30)
+    for w, (out, err) in zip(writers, outs, strict=True):
+        assert w.returncode == 0, err
+        assert json.loads(out.strip().splitlines()[-1])["waits"] > 0, "the writer never met the lock"
+    st = Store(path)
+    assert sorted(r["run_id"] for r in st.query("SELECT run_id FROM runs")) == [
+        "a-0", "a-1", "a-2", "b-0", "b-1", "b-2", "seed"]
+    assert st.count("metrics") == 7 * 5
+
+
+def test_lock_held_too_long_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    Store(path).write_run(_rows("r1"))
+    holder = _hold_lock(path, 1.5)
+    try:
+        with pytest.raises(StoreError, match="still locked"):
+            Store(path, lock_timeout_s=0.3).write_run(_rows("r2"))
+        with pytest.raises(StoreError, match="still locked"):
+            Store(path, lock_timeout_s=0.3).count("runs")  # read-only opens fail too: retried, then clear
+    finally:
+        holder.wait(timeout=30)
+    assert Store(path).count("runs") == 1
+
+
+@pytest.mark.parametrize("content", [b"", b"this is a CSV,not,a,database\n1,2,3\n" * 20, b"SQLite format 3\x00" + b"\x00" * 200])
+def test_non_duckdb_file_is_refused_and_untouched(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "s.duckdb"
+    path.write_bytes(content)
+    with pytest.raises(StoreError, match="not a DuckDB database file") as err:
+        Store(path).write_run(_rows("r1"))
+    assert str(path) in str(err.value)
+    assert path.read_bytes() == content
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.duckdb"], "no WAL or side file created"
+
+
+def test_corrupt_duckdb_file_is_refused_and_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    Store(path).write_run(_rows("r1"))
+    data = bytearray(path.read_bytes())
+    data[4096 + 100: 4096 + 4000] = b"\xff" * 3900  # scribble over the first data block, header intact
+    path.write_bytes(bytes(data))
+    with pytest.raises(StoreError, match=str(path)):
+        Store(path).write_run(_rows("r2"))
+    assert path.read_bytes() == bytes(data)
+
+
+def test_migrations_apply_once_and_newer_files_are_refused(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "s.duckdb"
+    Store(path).write_run(_rows("r1"))
+    v2 = S.Migration(2, "add runs.host", ("ALTER TABLE runs ADD COLUMN host VARCHAR",))
+    monkeypatch.setattr(S, "MIGRATIONS", [*S.MIGRATIONS, v2])
+    monkeypatch.setattr(S, "SCHEMA_VERSION", 2)
+    st = Store(path)
+    assert st.count("runs") == 1  # a read of an older file migrates it first, then reads
+    with st.connect() as con:
+        assert con.execute("SELECT max(version) FROM schema_version").fetchone()[0] == 2
+        assert "host" in [r[0] for r in con.execute("DESCRIBE runs").fetchall()]
+    with st.connect() as con:  # applied once
+        assert con.execute("SELECT count(*) FROM schema_version").fetchone()[0] == 2
+    monkeypatch.setattr(S, "MIGRATIONS", S.MIGRATIONS[:1])
+    monkeypatch.setattr(S, "SCHEMA_VERSION", 1)
+    with pytest.raises(StoreError, match="newer than this sim2real"):
+        Store(path).count("runs")
+
+
+def test_store_path_resolution(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("SIM2REAL_STORE", raising=False)
+    assert resolve_store_path("data/store/x.duckdb", tmp_path) == tmp_path / "data/store/x.duckdb"
+    monkeypatch.setenv("SIM2REAL_STORE", str(tmp_path / "env.duckdb"))
+    assert resolve_store_path("data/store/x.duckdb", tmp_path) == tmp_path / "env.duckdb"
+    assert resolve_store_path("a.duckdb", tmp_path, explicit="b.duckdb") == tmp_path / "b.duckdb"
+
+
+def test_schema_markdown_documents_every_table() -> None:
+    text = schema_markdown()
+    for table, (_, cols) in S.TABLES.items():
+        assert f"**{table}**" in text
+        assert all(f"| {c} |" in text for c, _, _ in cols)
+    con = duckdb.connect(":memory:")  # the DDL is valid SQL
+    for m in S.MIGRATIONS:
+        for sql in m.statements:
+            con.execute(sql)
+    assert textwrap.dedent(text).startswith("Schema version")
