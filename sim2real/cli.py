@@ -40,7 +40,7 @@ def run(
     try:
         result = run_stage(stage, item=item, overrides=set_)
     except (ConfigError, KeyError, ValueError, FileNotFoundError) as err:
-        _fail(str(err).strip("'\""))
+        _fail(str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err))
     for name, table in result.tables.items():
         typer.echo(f"\n## {name}\n{table}")
 

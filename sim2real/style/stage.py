@@ -20,7 +20,14 @@ from sim2real.config import Config
 from sim2real.context import StageContext, StepResult, markdown_table
 from sim2real.progress import Progress
 from sim2real.shards import ShardDataset, ShardWriter, replace_dir, temp_sibling
-from sim2real.style.distance import DISTANCES, MAX_IMAGES, channel_histograms, colour_distances, subsample
+from sim2real.style.distance import (
+    DISTANCES,
+    MAX_IMAGES,
+    channel_histograms,
+    colour_stats,
+    stats_distance,
+    subsample,
+)
 from sim2real.style.methods import StyleMethod, method_from_config
 
 INPUTS = {"train": ("augmented_scenes", "train"), "val": ("synthetic_scenes", "val")}
@@ -108,8 +115,10 @@ def styled_scenes(cfg: Config, ctx: StageContext) -> StepResult:
             samples[split] = (before, after)
             metrics[f"{split}_images"] = float(n)
         metrics["apply_s"] = round(time.perf_counter() - t1, 3)
+        real_stats = colour_stats(real_val)
         for split, (before, after) in samples.items():
-            d0, d1 = colour_distances(before, real_val), colour_distances(after, real_val)
+            d0 = stats_distance(colour_stats(before), real_stats)
+            d1 = stats_distance(colour_stats(after), real_stats)
             prefix = "" if split == "train" else f"{split}_"
             for k in DISTANCES:
                 metrics[f"{prefix}{k}_before"] = round(d0[k], 5)

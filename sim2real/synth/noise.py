@@ -39,7 +39,7 @@ def _build() -> dict[str, np.ndarray]:
     tables = {"white": white, "value": o[0]}
     for n in (2, 3, 4):
         amps = [0.5 ** k for k in range(n)]
-        tables[f"fbm{n}"] = sum(a * oc for a, oc in zip(amps, o)) / sum(amps)
+        tables[f"fbm{n}"] = sum(a * oc for a, oc in zip(amps, o, strict=False)) / sum(amps)
     return {k: v.astype(np.float32).reshape(-1) for k, v in tables.items()}
 
 

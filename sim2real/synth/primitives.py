@@ -165,7 +165,7 @@ def _pedestrian(t: _Table, o: dict[str, Any]) -> None:
 
 
 def _bicyclist(t: _Table, o: dict[str, Any]) -> None:
-    x, z, h, sd = o["x"], o["z"], o["h"], o["seed"]
+    x, z, _h, sd = o["x"], o["z"], o["h"], o["seed"]
     wr = 0.34
     for wz in (z - 0.52, z + 0.52):
         t.add(K_ELL, M_PAINT, "Bicyclist", (x - 0.03, 0.0, wz - wr), (x + 0.03, 2 * wr, wz + wr), [0.05, 0.05, 0.05],

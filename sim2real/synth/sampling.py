@@ -114,10 +114,13 @@ class _Sampler:
         return int(self.rng.integers(0, 1 << 24))
 
     def color(self, key: str, spread: float = 0.06) -> list[float]:
-        base = np.array(self.palette[key][int(self.rng.integers(len(self.palette[key])))])
-        gain = 1.0 + self.rng.uniform(-1, 1) * (spread + self.jitter)
-        tint = self.rng.uniform(-1, 1, 3) * (spread + self.jitter) * 0.35
-        return [round(float(v), 4) for v in np.clip(base * gain + tint, 0.0, 1.0)]
+        options = self.palette[key]
+        r = self.rng.random(5)
+        base = options[min(int(r[0] * len(options)), len(options) - 1)]
+        amount = spread + self.jitter
+        gain = 1.0 + (2 * r[1] - 1) * amount
+        tint = [(2 * v - 1) * amount * 0.35 for v in r[2:]]
+        return [round(min(max(b * gain + t, 0.0), 1.0), 4) for b, t in zip(base, tint, strict=False)]
 
 
 def _r(v: float) -> float:
@@ -173,7 +176,7 @@ def sample_scene(cfg: SyntheticConfig, seed: int, domain: str = "synthetic") -> 
            "clouds": _r(s.u(k.cloud_cover)), "cloud_scale": _r(s.u((0.6, 1.6))), "seed": s.seed(),
            "haze": _r(s.u(k.haze))}
     if not sunny:  # overcast: paler, greyer sky
-        sky["top"] = [_r(0.5 * a + 0.5 * b) for a, b in zip(sky["top"], sky["horizon"])]
+        sky["top"] = [_r(0.5 * a + 0.5 * b) for a, b in zip(sky["top"], sky["horizon"], strict=False)]
     sensor = {"exposure": _r(s.u(k.exposure)),
               "wb": [_r(1.0 + s.u((-1.0, 1.0)) * s.u(k.white_balance)) for _ in range(3)],
               "saturation": _r(s.u(k.saturation)), "vignette": _r(s.u(k.vignette)),

@@ -1,0 +1,154 @@
+"""The procedural generator: determinism, valid labels, class coverage, regeneration, config errors, stage."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sim2real.config import ConfigError, config_from_dict, load_config
+from sim2real.config.synthetic import SyntheticConfig
+from sim2real.synth import generate_scenes, scene_seed
+from sim2real.taxonomy import CAMVID_TRAIN_FREQ, CLASSES, NUM_CLASSES, VOID
+
+REPO = Path(__file__).resolve().parents[1]
+H, W = 32, 48
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def batch64():
+    return generate_scenes(SyntheticConfig(), 64, seed=0, height=48, width=64)
+
+
+def test_same_seed_same_bytes_different_seed_differs():
+    cfg = SyntheticConfig()
+    a_img, a_mask, a_rec = generate_scenes(cfg, 4, seed=7, height=H, width=W)
+    b_img, b_mask, b_rec = generate_scenes(cfg, 4, seed=7, height=H, width=W)
+    assert a_img.tobytes() == b_img.tobytes() and a_mask.tobytes() == b_mask.tobytes()
+    assert a_rec == b_rec
+    c_img, c_mask, _ = generate_scenes(cfg, 4, seed=8, height=H, width=W)
+    assert (c_img != a_img).mean() > 0.5
+    assert (c_mask != a_mask).mean() > 0.05
+
+
+def test_output_format_and_valid_ids(batch64):
+    images, masks, records = batch64
+    assert images.shape == (64, 48, 64, 3) and images.dtype == np.uint8
+    assert masks.shape == (64, 48, 64) and masks.dtype == np.uint8
+    assert masks.max() <= VOID
+    assert set(np.unique(masks)) <= set(range(NUM_CLASSES))  # the generator labels every pixel
+    assert len(records) == 64
+    assert records[3]["seed"] == scene_seed(0, 3) and records[3]["index"] == 3
+
+
+def test_all_classes_appear_over_a_batch(batch64):
+    _, masks, _ = batch64
+    present = set(np.unique(masks).tolist())
+    missing = [CLASSES[i] for i in range(NUM_CLASSES) if i not in present]
+    assert not missing, f"classes never drawn in 64 scenes: {missing}"
+
+
+def test_class_frequencies_resemble_camvid(batch64):
+    _, masks, _ = batch64
+    hist = np.bincount(masks.ravel(), minlength=VOID + 1)[:NUM_CLASSES].astype(float)
+    real = np.array([CAMVID_TRAIN_FREQ[c] for c in CLASSES])
+    tv = 0.5 * np.abs(hist / hist.sum() - real / real.sum()).sum()
+    assert tv < 0.2, f"total variation to CamVid's class distribution {tv:.3f}"
+    # the big stuff sits where a dashboard camera sees it: sky on top, road at the bottom
+    sky, road = CLASSES.index("Sky"), CLASSES.index("Road")
+    assert (masks[:, :8] == sky).mean() > (masks[:, -8:] == sky).mean()
+    assert (masks[:, -8:] == road).mean() > 0.4
+
+
+def test_single_sample_regenerates_alone():
+    cfg = SyntheticConfig()
+    images, masks, records = generate_scenes(cfg, 6, seed=3, height=H, width=W)
+    for i in (0, 4):
+        img, mask, rec = generate_scenes(cfg, 1, seed=3, height=H, width=W, start=i)
+        assert img[0].tobytes() == images[i].tobytes()
+        assert mask[0].tobytes() == masks[i].tobytes()
+        assert rec[0] == records[i]
+    # a larger batch starting elsewhere contains the same scenes
+    img, _, _ = generate_scenes(cfg, 3, seed=3, height=H, width=W, start=3)
+    assert img.tobytes() == images[3:6].tobytes()
+
+
+def test_proxy_domain_is_different_but_valid():
+    cfg = SyntheticConfig()
+    syn, _, _ = generate_scenes(cfg, 8, seed=0, height=H, width=W)
+    prox, pmask, prec = generate_scenes(cfg, 8, seed=0, height=H, width=W, domain="proxy")
+    assert prec[0]["domain"] == "proxy" and pmask.max() < NUM_CLASSES
+    # warmer palette (red over blue) and a different camera: a visible gap
+    assert prox[..., 0].mean() - prox[..., 2].mean() > syn[..., 0].mean() - syn[..., 2].mean() + 5
+    with pytest.raises(ValueError, match="domain"):
+        generate_scenes(cfg, 1, seed=0, height=H, width=W, domain="cartoon")
+
+
+def test_knobs_change_the_scenes():
+    few = SyntheticConfig(num_cars=(0, 0), num_pedestrians=(0, 0), num_bicyclists=(0, 0))
+    _, masks, _ = generate_scenes(few, 8, seed=1, height=H, width=W)
+    for name in ("Car", "Pedestrian", "Bicyclist"):
+        assert not (masks == CLASSES.index(name)).any()
+
+
+def test_bad_knob_value_names_the_key():
+    with pytest.raises(ConfigError, match="synthetic.camera_pitch_deg"):
+        config_from_dict({"synthetic": {"camera_pitch_deg": [6, 1]}})
+    with pytest.raises(ConfigError, match="synthetic.num_cars"):
+        load_config(REPO / "params.yaml", overrides=["synthetic.num_cars=[-1,3]"])
+    with pytest.raises(ConfigError, match="synthetic.jpeg_quality"):
+        config_from_dict({"synthetic": {"jpeg_quality": [50, 120]}})
+    with pytest.raises(ConfigError, match="synthetic.lane_marking_p"):
+        config_from_dict({"synthetic": {"lane_marking_p": 1.5}})
+    with pytest.raises(ConfigError, match="synthetic.num_trees"):
+        config_from_dict({"synthetic": {"num_trees": 3}})
+
+
+def test_user_texture_folder(tmp_path):
+    import cv2
+
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(tmp_path / "wall.png"), (rng.random((40, 40)) * 255).astype(np.uint8))
+    cfg = SyntheticConfig(texture_dir=str(tmp_path), photo_texture_p=1.0)
+    img, _, _ = generate_scenes(cfg, 2, seed=0, height=H, width=W)
+    assert img.shape == (2, H, W, 3)
+    with pytest.raises(FileNotFoundError, match="texture_dir"):
+        generate_scenes(SyntheticConfig(texture_dir=str(tmp_path / "nope")), 1, seed=0, height=H, width=W)
+
+
+def test_stages_write_their_folders(tmp_path):
+    from sim2real.runner import run_stage
+    from sim2real.shards import ShardDataset
+
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    ov = ["project.image_height=32", "project.image_width=48", "project.device=cpu", "project.num_threads=1",
+          "synthetic.num_train=12", "synthetic.num_val=5", "synthetic.batch_size=8", "synthetic.shard_size=8",
+          "augment.copies=2", "augment.batch_size=8"]
+    res = run_stage("synthetic_scenes", root=tmp_path, overrides=ov)
+    train = ShardDataset(tmp_path / "data/synthetic_scenes/train")
+    val = ShardDataset(tmp_path / "data/synthetic_scenes/val")
+    assert len(train) == 12 and len(val) == 5 and train.size == (32, 48)
+    assert train.records()[0]["seed"] != val.records()[0]["seed"]  # disjoint seed streams
+    assert (tmp_path / res.plots["synthetic samples"]).exists()
+    assert "CamVid train %" in next(iter(res.tables.values()))
+    assert res.metrics["coverage_Road"] == 100.0
+    res = run_stage("augmented_scenes", root=tmp_path, overrides=ov)
+    aug = ShardDataset(tmp_path / "data/augmented_scenes/train")
+    assert len(aug) == 24 and aug.records()[13]["copy"] == 1
+    assert (tmp_path / res.plots["augmented samples"]).exists()
+    # seeded: running again gives the same bytes
+    first = aug.arrays()
+    run_stage("augmented_scenes", root=tmp_path, overrides=ov)
+    again = ShardDataset(tmp_path / "data/augmented_scenes/train").arrays()
+    assert first[0].tobytes() == again[0].tobytes() and first[1].tobytes() == again[1].tobytes()
