@@ -42,11 +42,14 @@ def _plot_md(path: Path) -> str:
     return f"![{path.name}](data:image/png;base64,{data})"
 
 
-def result_metadata(summary: StepResult | None, root: Path) -> dict[str, Any]:
+def result_metadata(summary: StepResult | None, root: Path, metrics_file: Path | None = None) -> dict[str, Any]:
     if summary is None:
         return {}
     meta: dict[str, Any] = {}
-    for k, v in summary.metrics.items():
+    numbers = dict(summary.metrics)
+    if metrics_file is not None and metrics_file.exists():
+        numbers.update(json.loads(metrics_file.read_text()))  # includes wall times
+    for k, v in numbers.items():
         if isinstance(v, bool):
             meta[k] = dg.MetadataValue.bool(v)
         elif isinstance(v, int | float):
@@ -110,8 +113,8 @@ def build_asset(stage: Stage, cfg: Config, root: Path) -> dg.AssetsDefinition:
         results = []
         for item in items:
             address = f"{stage.name}@{item}" if item else stage.name
-            md5 = out_hash(root, address)
-            meta = result_metadata(_read_summary(root, stage, item), root)
+            md5 = out_hash(root, address, stage.out_dir(item))
+            meta = result_metadata(_read_summary(root, stage, item), root, root / stage.metrics_file(item))
             meta["dvc_md5"] = md5 or ""
             if item:
                 meta["partition"] = item

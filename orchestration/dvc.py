@@ -71,7 +71,10 @@ def lock_entry(root: Path, address: str) -> dict:
     return (data.get("stages") or {}).get(address, {})
 
 
-def out_hash(root: Path, address: str) -> str | None:
-    """The DVC md5 of a stage's first out (a directory hash ends in `.dir`)."""
+def out_hash(root: Path, address: str, path: str | None = None) -> str | None:
+    """The DVC md5 of a stage's out `path` (default: its first non-metrics out; dirs end in `.dir`)."""
     outs = lock_entry(root, address).get("outs") or []
-    return outs[0].get("md5") if outs else None
+    for out in outs:
+        if (path is None and not out["path"].startswith("data/metrics/")) or out["path"] == path:
+            return out.get("md5")
+    return None

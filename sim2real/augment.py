@@ -139,7 +139,9 @@ def augmented_scenes(cfg: Config, ctx: StageContext) -> StepResult:
     n_batches = (len(src) + ac.batch_size - 1) // ac.batch_size
     t0 = time.perf_counter()
     sample_img = sample_mask = None
-    with ShardWriter(out_dir, shard_size=cfg.synthetic.shard_size,
+    # same shard size as the source set (its layout is already DVC-friendly)
+    shard_size = max([s["count"] for s in src.index["shards"]] + [1])
+    with ShardWriter(out_dir, shard_size=shard_size,
                      extra={"source": "synthetic_scenes/train", "copies": ac.copies}) as writer:
         prog = Progress(total=ac.copies * n_batches, desc="augmenting", unit="batch")
         for copy in range(ac.copies):

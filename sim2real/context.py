@@ -61,6 +61,16 @@ class StepResult:
     plots: dict[str, str] = field(default_factory=dict)
     text: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    # wall times and throughputs: reported (metrics file, Dagster) but kept out of the stage's
+    # output folder, so the same inputs give the same bytes and the same DVC hash
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def split_timings(self) -> None:
+        """Move timing-like metrics (`*_s`, `*_per_s`, `*seconds*`, `*throughput*`) into `timings`."""
+        for key in list(self.metrics):
+            k = key.lower()
+            if k.endswith("_s") or k.endswith("_per_s") or "seconds" in k or "throughput" in k or "per_sec" in k:
+                self.timings[key] = self.metrics.pop(key)
 
     def to_json(self) -> dict[str, Any]:
         return {"metrics": self.metrics, "tables": self.tables, "plots": self.plots,
@@ -69,6 +79,9 @@ class StepResult:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> StepResult:
         return cls(**{k: data.get(k, v) for k, v in cls().to_json().items()})
+
+    def all_metrics(self) -> dict[str, float]:
+        return {**self.metrics, **self.timings}
 
     def write(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

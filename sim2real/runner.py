@@ -47,14 +47,15 @@ def run_stage(name: str, item: str | None = None, root: Path | None = None,
     t0 = time.perf_counter()
     log.info("stage %s%s: start", name, f"@{item}" if item else "")
     result = stage.resolve()(cfg, ctx)
-    result.metrics.setdefault("wall_s", round(time.perf_counter() - t0, 2))
+    result.split_timings()
+    result.timings["wall_s"] = round(time.perf_counter() - t0, 2)
     result.write(root / stage.summary_file(item))
     metrics_path = root / stage.metrics_file(item)
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = metrics_path.with_name(metrics_path.name + ".tmp")
-    tmp.write_text(json.dumps(result.metrics, indent=1, sort_keys=True, default=float))
+    tmp.write_text(json.dumps(result.all_metrics(), indent=1, sort_keys=True, default=float))
     os.replace(tmp, metrics_path)
-    log.info("stage %s%s: done in %.1fs", name, f"@{item}" if item else "", result.metrics["wall_s"])
+    log.info("stage %s%s: done in %.1fs", name, f"@{item}" if item else "", result.timings["wall_s"])
     return result
 
 

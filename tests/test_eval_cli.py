@@ -99,3 +99,19 @@ def test_evaluate_on_camvid_split(tmp_path: Path, checkpoint: Path) -> None:
                                    "--split", "val", "--store", str(tmp_path / "s.duckdb")])
     assert res.exit_code == 0, res.output
     assert "[camvid:val] at 32x48: 101 images" in res.output
+
+
+def test_bad_checkpoint_and_bad_store_are_clear_errors(tmp_path: Path, checkpoint: Path) -> None:
+    root = _folder(tmp_path / "cam", n=1)
+    junk = tmp_path / "model.pt"
+    junk.write_bytes(b"not a checkpoint")
+    res = CliRunner().invoke(app, ["evaluate", "--checkpoint", str(junk), "--root", str(root),
+                                   "--store", str(tmp_path / "s.duckdb")])
+    assert res.exit_code == 2 and str(junk) in res.output
+    bad_store = tmp_path / "notes.duckdb"
+    bad_store.write_text("my notes, not a database\n")
+    for args in (["gap", "--store", str(bad_store)],
+                 ["evaluate", "--checkpoint", str(checkpoint), "--root", str(root), "--store", str(bad_store)]):
+        res = CliRunner().invoke(app, args)
+        assert res.exit_code == 2 and "not a DuckDB database file" in res.output, res.output
+    assert bad_store.read_text() == "my notes, not a database\n"

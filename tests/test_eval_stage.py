@@ -150,7 +150,8 @@ def test_gap_report_writes_report_plots_and_store(chain) -> None:
     assert ("source_only/none", "synthetic/val", "none") in splits
     assert ("finetuned/seed-1", "real/test", "none") in splits
     assert ("source_only/reinhard", "real/val", "adabn") in splits
-    assert ("source_only/none", "real/test", "reverse_reinhard") in splits
+    assert ("source_only/none", "real/val", "reverse_reinhard") in splits
+    assert ("source_only/reinhard", "real/test", "reverse_reinhard") in splits  # the headline model
     for table in ("domain_stats", "latent_gap", "hard_samples", "gap_metric_fit", "class_iou", "headline"):
         assert store.count(table, run_id) > 0, table
 
@@ -265,3 +266,17 @@ def test_report_opens_in_headless_chromium_with_every_image_loaded(chain, tmp_pa
     status = json.loads(found.group(1).replace("&quot;", '"'))
     assert status["broken"] == [], status
     assert status["total"] == len(result.plots) >= 5
+
+
+def test_features_from_the_evaluation_pass_match_encoder_features() -> None:
+    from sim2real.config.train import ModelConfig
+    from sim2real.evaluate.predict import evaluate_model
+    from sim2real.train.models import create_model, encoder_features, preprocess
+
+    model = create_model(ModelConfig(arch="FPN", encoder="tu-mobilenetv3_small_050", encoder_weights=None)).eval()
+    images, masks, _ = make_scenes(5, 0, "real")
+    result = evaluate_model(model, images[:, :30, :46], masks[:, :30, :46], batch_size=2, features=True)
+    with torch.no_grad():
+        expected = encoder_features(model, preprocess(images[:, :30, :46])).numpy()
+    np.testing.assert_allclose(result.features, expected, rtol=1e-4, atol=1e-6)
+    assert result.predictions.shape == (5, 30, 46) and np.isfinite(result.losses).all()

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import duckdb
@@ -57,7 +58,10 @@ _HOLD = """
 import duckdb, sys, time
 con = duckdb.connect(sys.argv[1])
 print("held", flush=True)
-time.sleep(float(sys.argv[2]))
+if sys.argv[2] == "stdin":
+    sys.stdin.readline()  # hold until the test says so
+else:
+    time.sleep(float(sys.argv[2]))
 con.close()
 """
 
@@ -67,14 +71,16 @@ sys.path.insert(0, sys.argv[3])
 from test_store import _rows
 from sim2real.evaluate.store import Store
 st = Store(sys.argv[1], lock_timeout_s=60)
+print("ready", flush=True)
 for k in range(3):
     st.write_run(_rows(f"{sys.argv[2]}-{k}"))
 print(json.dumps({"waits": st.lock_waits}))
 """
 
 
-def _hold_lock(path: Path, seconds: float) -> subprocess.Popen:
-    p = subprocess.Popen([sys.executable, "-c", _HOLD, str(path), str(seconds)], stdout=subprocess.PIPE, text=True)
+def _hold_lock(path: Path, seconds: float | str) -> subprocess.Popen:
+    p = subprocess.Popen([sys.executable, "-c", _HOLD, str(path), str(seconds)], stdout=subprocess.PIPE,
+                         stdin=subprocess.PIPE, text=True)
     assert p.stdout is not None and p.stdout.readline().strip() == "held"
     return p
 
@@ -82,12 +88,15 @@ def _hold_lock(path: Path, seconds: float) -> subprocess.Popen:
 def test_two_processes_writing_at_once_both_land(tmp_path: Path) -> None:
     path = tmp_path / "s.duckdb"
     Store(path).write_run(_rows("seed"))
-    holder = _hold_lock(path, 1.5)  # a third process holds the file while both writers start
+    holder = _hold_lock(path, "stdin")  # a third process holds the file until both writers are trying
     here = str(Path(__file__).parent)
     writers = [subprocess.Popen([sys.executable, "-c", _WRITER, str(path), name, here], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True) for name in ("a", "b")]
+    for w in writers:
+        assert w.stdout is not None and w.stdout.readline().strip() == "ready", w.stderr.read() if w.stderr else ""
+    time.sleep(0.3)  # both are now retrying against the held lock
+    holder.communicate("release\n", timeout=30)
     outs = [w.communicate(timeout=90) for w in writers]
-    holder.wait(timeout=30)
     for w, (out, err) in zip(writers, outs, strict=True):
         assert w.returncode == 0, err
         assert json.loads(out.strip().splitlines()[-1])["waits"] > 0, "the writer never met the lock"
@@ -100,14 +109,14 @@ def test_two_processes_writing_at_once_both_land(tmp_path: Path) -> None:
 def test_lock_held_too_long_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "s.duckdb"
     Store(path).write_run(_rows("r1"))
-    holder = _hold_lock(path, 1.5)
+    holder = _hold_lock(path, "stdin")
     try:
         with pytest.raises(StoreError, match="still locked"):
             Store(path, lock_timeout_s=0.3).write_run(_rows("r2"))
         with pytest.raises(StoreError, match="still locked"):
             Store(path, lock_timeout_s=0.3).count("runs")  # read-only opens fail too: retried, then clear
     finally:
-        holder.wait(timeout=30)
+        holder.communicate("release\n", timeout=30)
     assert Store(path).count("runs") == 1
 
 

@@ -65,7 +65,7 @@ def test_a_few_steps_reduce_the_loss(data: ArrayData, tmp_path: Path) -> None:
 def test_strategy_trains_exactly_its_parameters(name: str, expected: dict, data: ArrayData, tmp_path: Path) -> None:
     model = create_model(TINY)
     before = _snapshot(model)
-    train(model, _job(strategy=name, steps=3), data, {}, tmp_path, live=False, progress=False)
+    train(model, _job(strategy=name, steps=4), data, {}, tmp_path, live=False, progress=False)
     assert _changed(model, before) == expected
     if name == "discriminative":
         groups = ckpt.read_checkpoint(tmp_path / "last.pt")["optimizer"]["param_groups"]
@@ -154,3 +154,34 @@ def test_checkpoint_write_is_atomic(tmp_path: Path) -> None:
     ckpt.save_checkpoint(path, {"step": 2})
     assert ckpt.read_checkpoint(path)["step"] == 2
     assert [p.name for p in tmp_path.iterdir()] == ["a.pt"]  # no temp files left behind
+
+
+def test_early_stopping_on_no_improvement(data: ArrayData, tmp_path: Path) -> None:
+    # a vanishing lr barely moves val mIoU (only batch-norm statistics drift): it soon stops improving
+    result = train(create_model(TINY), _job(steps=20, eval_every=1, patience=2, lr=1e-12), data, {"real": data},
+                   tmp_path, live=False, progress=False)
+    scores = [r["val/real_miou"] for r in result.history]
+    best, bad, expected_stop = -1.0, 0, 20
+    for step, score in enumerate(scores, start=1):
+        best, bad = (score, 0) if score > best else (best, bad + 1)
+        if bad >= 2:
+            expected_stop = step
+            break
+    assert expected_stop < 20, f"metric kept improving: {scores}"
+    assert result.steps_done == expected_stop == len(scores)
+    assert result.best_metric == max(scores)
+
+
+@pytest.mark.parametrize("override,match", [
+    ("model.encoder_weights=imagenet-online", "model.encoder_weights"),
+    ("finetune.seeds=[1, 1]", "finetune.seeds has duplicates"),
+    ("finetune.strategy=everything", "finetune.strategy"),
+    ("finetune.synthetic_mix=1.5", "finetune.synthetic_mix"),
+])
+def test_bad_train_params_name_the_key(override: str, match: str) -> None:
+    from test_train_support import tiny_config
+
+    from sim2real.config import ConfigError
+
+    with pytest.raises(ConfigError, match=match):
+        tiny_config([override])

@@ -39,7 +39,7 @@ def gap_main(store: Path | None, run_id: str | None) -> str:
         store: DuckDB file (default: SIM2REAL_STORE, else params `store.path`).
         run_id: a run id (default: the newest run).
     """
-    from sim2real.evaluate.report import FIGURE_LABELS, headline_pivot
+    from sim2real.evaluate.report import headline_pivot
 
     st = _store(store)
     rid = run_id or st.latest_run()
@@ -54,11 +54,9 @@ def gap_main(store: Path | None, run_id: str | None) -> str:
              f"{run['image_height']}x{run['image_width']}, git {str(run['git_rev'])[:10]})"]
     headline = st.query("SELECT figure, split, value, spread, n, note FROM headline WHERE run_id = ?", [rid])
     if headline:
-        order = list(FIGURE_LABELS)
-        headline.sort(key=lambda h: (order.index(h["figure"]) if h["figure"] in order else len(order), h["figure"]))
         lines += ["", "headline (mIoU points):", markdown_table(headline_pivot(headline), ".1f")]
     scores = st.query("SELECT model_id, split, adaptation, value FROM metrics WHERE run_id = ? AND name = 'miou' "
-                      "ORDER BY model_id, split, adaptation", [rid])
+                      "ORDER BY model_id, adaptation <> 'none', adaptation, split", [rid])
     if scores:
         table: dict[str, dict] = {}
         for s in scores:
@@ -93,7 +91,7 @@ def evaluate_main(checkpoint: Path, root: Path, split: str | None, mapping: Path
     from sim2real.evaluate.predict import evaluate_model
     from sim2real.evaluate.stage import file_sha
     from sim2real.real.importers import detect_format, load_split
-    from sim2real.train.checkpoint import load_model
+    from sim2real.train.checkpoint import CheckpointError, load_model
 
     checkpoint, root = Path(checkpoint), Path(root)
     if not checkpoint.exists():
@@ -103,7 +101,10 @@ def evaluate_main(checkpoint: Path, root: Path, split: str | None, mapping: Path
     st = Store(resolve_store_path(cfg.store.path, here, store), cfg.store.lock_timeout_s)
     st._check_file()  # a bad store path fails before minutes of evaluation, not after
     device = "cuda" if torch.cuda.is_available() and cfg.project.device != "cpu" else "cpu"
-    model, info = load_model(checkpoint, device=device)
+    try:
+        model, info = load_model(checkpoint, device=device)
+    except CheckpointError as err:  # a bad input file: the CLI reports it as a usage error
+        raise ValueError(str(err)) from None
     proj = info.get("params", {}).get("project", {})
     height = int(proj.get("image_height", cfg.project.image_height))
     width = int(proj.get("image_width", cfg.project.image_width))

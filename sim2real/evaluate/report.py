@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from sim2real.evaluate.stage import Evaluator, ImageSet, ModelEntry, Point
     from sim2real.evaluate.store import RunRows, Store
 
-__all__ = ["ReportInputs", "write_report", "findings", "headline_markdown", "class_table",
+__all__ = ["ReportInputs", "write_report", "findings", "findings_markdown", "headline_markdown", "class_table", "class_gap_table",
            "history_rows", "few_shot_rows", "FIGURE_LABELS"]
 
 REAL_VAL = "real/val"
@@ -39,6 +39,19 @@ FIGURE_LABELS = {
     "real_only_miou": "Real-only baseline mIoU",
     "synthetic_pretraining_gain": "What synthetic pretraining bought (fine-tuned − real-only)",
 }
+
+
+# reading order of the headline: how big the gap is, what each step recovered, what pretraining bought
+FIGURE_ORDER = ("source_only_synthetic_val_miou", "source_only_real_miou", "domain_gap", "recovered_by_style/",
+                "tta/", "finetuned_miou", "recovered_by_finetuning", "remaining_gap", "real_only_miou",
+                "synthetic_pretraining_gain")
+
+
+def figure_rank(figure: str) -> int:
+    for i, key in enumerate(FIGURE_ORDER):
+        if figure == key or (key.endswith("/") and figure.startswith(key)):
+            return i
+    return len(FIGURE_ORDER)
 
 
 def figure_label(figure: str) -> str:
@@ -89,8 +102,8 @@ def _fmt(v: Any, spec: str = ".1f") -> str:
 def headline_pivot(headline: list[dict]) -> list[dict]:
     """One row per figure with a column per real split (the headline table)."""
     rows: dict[str, dict] = {}
-    splits = list(dict.fromkeys(h["split"] for h in headline))
-    for h in headline:
+    splits = sorted(dict.fromkeys(h["split"] for h in headline), key=lambda sp: (sp != REAL_VAL, sp))
+    for h in sorted(headline, key=lambda h: (figure_rank(h["figure"]), h["figure"])):
         r = rows.setdefault(h["figure"], {"figure": figure_label(h["figure"]), **{s: None for s in splits}})
         r[h["split"]] = h["value"]
         if h["split"] == REAL_VAL or "± (val)" not in r:
@@ -117,6 +130,43 @@ def class_table(ev: Evaluator, models: list[ModelEntry], split: str) -> list[dic
             vals = [ev.results[(i, split, "none")].scores.iou[c] for i in ids if (i, split, "none") in ev.results]
             vals = [v for v in vals if np.isfinite(v)]
             row[label] = 100 * float(np.mean(vals)) if vals else None
+        rows.append(row)
+    return rows
+
+
+def class_gap_table(ev: Evaluator, models: list[ModelEntry]) -> list[dict]:
+    """Where the gap is and what closed it, per class (IoU points): the source-only model's synthetic val
+    vs real val, each style method, fine-tuning and the real-only baseline, and the pretraining gain."""
+    from sim2real.evaluate.stage import _own_val
+
+    src = {m.style_method: m for m in models if m.kind == "source_only"}
+    base = src.get("none") or next(iter(src.values()), None)
+
+    def iou(ids: list[str], split: str, c: int) -> float | None:
+        vals = [ev.results[(i, split, "none")].scores.iou[c] for i in ids if (i, split, "none") in ev.results]
+        vals = [v for v in vals if np.isfinite(v)]
+        return 100 * float(np.mean(vals)) if vals else None
+
+    ft = [m.model_id for m in models if m.kind == "finetuned"]
+    ro = [m.model_id for m in models if m.kind == "real_only"]
+    rows = []
+    for c, name in enumerate(CLASSES):
+        row: dict[str, Any] = {"class": name}
+        if base is not None:
+            syn, real = iou([base.model_id], _own_val(base), c), iou([base.model_id], REAL_VAL, c)
+            row[f"{base.model_id} synthetic val"] = syn
+            row[f"{base.model_id} real val"] = real
+            row["domain gap"] = syn - real if syn is not None and real is not None else None
+        for m in src.values():
+            if m is not base:
+                row[f"{m.model_id} real val"] = iou([m.model_id], REAL_VAL, c)
+        if ft:
+            row["fine-tuned real val"] = iou(ft, REAL_VAL, c)
+        if ro:
+            row["real-only real val"] = iou(ro, REAL_VAL, c)
+        if ft and ro:
+            f, r = row["fine-tuned real val"], row["real-only real val"]
+            row["pretraining gain"] = f - r if f is not None and r is not None else None
         rows.append(row)
     return rows
 
@@ -205,7 +255,7 @@ def _plt():
     return plt
 
 
-def plot_class_iou(rows: list[dict], synth: list[float | None] | None, path: Path) -> None:
+def plot_class_iou(rows: list[dict], synth: list[float | None] | None, path: Path, synth_label: str = "") -> None:
     plt = _plt()
     labels = [k for k in rows[0] if k != "class"]
     x = np.arange(len(rows))
@@ -219,7 +269,7 @@ def plot_class_iou(rows: list[dict], synth: list[float | None] | None, path: Pat
             ax.text(x[j] - 0.4 + w * (i + 0.5), 1, "absent", rotation=90, fontsize=6, ha="center", va="bottom")
     if synth is not None:
         sv = np.array([s if s is not None else np.nan for s in synth], dtype=float)
-        ax.scatter(x, sv, marker="_", s=400, color="black", zorder=3, label="source-only on its synthetic val")
+        ax.scatter(x, sv, marker="_", s=400, color="black", zorder=3, label=synth_label or "source-only on its synthetic val")
     ax.set_xticks(x, [r["class"] for r in rows], rotation=30, ha="right")
     ax.set_ylabel("IoU on real val (%)")
     ax.set_ylim(0, 100)
@@ -359,14 +409,16 @@ def make_plots(out: Path, inp: ReportInputs) -> dict[str, str]:
     plots: dict[str, str] = {}
     rows = class_table(ev, inp.models, REAL_VAL)
     synth = None
-    base = inp.main_source
+    src = {m.style_method: m for m in inp.models if m.kind == "source_only"}
+    base = src.get("none") or inp.main_source  # the same model the domain gap is measured on
     if base is not None:
         from sim2real.evaluate.stage import _own_val
 
         r = ev.results.get((base.model_id, _own_val(base), "none"))
         if r is not None:
             synth = [100 * v if np.isfinite(v) else None for v in r.scores.iou]
-    plot_class_iou(rows, synth, out / "class_iou.png")
+    plot_class_iou(rows, synth, out / "class_iou.png",
+                   synth_label=f"{base.model_id} on its synthetic val" if base is not None else "")
     plots["Per-class IoU on real val per model"] = "class_iou.png"
     panels = []
     for m in dict.fromkeys([x for x in (inp.main_source, inp.primary) if x is not None]):
@@ -454,6 +506,13 @@ def findings(inp: ReportInputs) -> list[str]:
     return out
 
 
+def findings_markdown(inp: ReportInputs) -> str:
+    """The findings as a markdown list (Dagster metadata, `sim2real run` output)."""
+    import re
+
+    return "\n".join("- " + html.unescape(re.sub(r"<b[^>]*>(.*?)</b>", r"**\1**", f)) for f in findings(inp))
+
+
 def _class_findings(inp: ReportInputs) -> list[str]:
     from sim2real.evaluate.stage import _own_val
 
@@ -484,8 +543,17 @@ def _class_findings(inp: ReportInputs) -> list[str]:
         if after.get(name) is not None:
             t += f", {after[name]:.0f} after fine-tuning"
         parts.append(t + ")")
-    return [f"<b>Where:</b> the largest per-class gaps of {base.model_id} (synthetic val → real val IoU) are "
-            + "; ".join(parts) + "."]
+    out = [f"<b>Where:</b> the largest per-class gaps of {base.model_id} (synthetic val → real val IoU) are "
+           + "; ".join(parts) + "."]
+    gains = [(r["class"], r["pretraining gain"]) for r in class_gap_table(ev, inp.models)
+             if r.get("pretraining gain") is not None]
+    if gains:
+        gains.sort(key=lambda g: -g[1])
+        best = ", ".join(f"{c} {g:+.1f}" for c, g in gains[:3] if g > 0) or "no class"
+        worst = ", ".join(f"{c} {g:+.1f}" for c, g in gains[::-1][:2] if g < 0)
+        out.append(f"<b>Per class, synthetic pretraining</b> (fine-tuned − real-only IoU) helped most on {best}"
+                   + (f" and cost most on {worst}" if worst else "") + ".")
+    return out
 
 
 def _metric_findings(inp: ReportInputs) -> list[str]:
@@ -561,8 +629,9 @@ def render_html(inp: ReportInputs, plots: dict[str, str]) -> str:
         parts.append(f"<figure><img src='{html.escape(name)}' alt='{html.escape(title)}'>"
                      f"<figcaption>{html.escape(title)}</figcaption></figure>")
     parts += ["<h2>Models and scores (mIoU %)</h2>", _html_table(model_table(inp)),
-              "<h2>Per-class IoU on real val (%)</h2>",
-              _html_table(class_table(inp.evaluator, inp.models, REAL_VAL)),
+              "<h2>Per class: where the gap is and what closed it (IoU %)</h2>",
+              "<p class='meta'>– = the class is absent from both truth and prediction (not averaged).</p>",
+              _html_table(class_gap_table(inp.evaluator, inp.models)),
               "<h2>Test-time baselines</h2>", _html_table(tta_table(inp)),
               "<h2>Which gap statistic tracks the mIoU drop</h2>",
               "<p class='meta'>Spearman rank correlation over the model × style × test-time-adaptation points "

@@ -44,7 +44,7 @@ ENV_STORE = "SIM2REAL_STORE"
 _MAGIC = b"DUCK"  # bytes 8..12 of every DuckDB database file
 
 
-class StoreError(RuntimeError):
+class StoreError(ValueError):
     """The store file is unusable (not DuckDB, corrupt, newer schema, locked too long)."""
 
 
@@ -71,7 +71,7 @@ TABLES: dict[str, tuple[str, list[Column]]] = {
         ("style_method", "VARCHAR", "style method of its synthetic pretraining data (NULL for real_only)"),
         ("seed", "INTEGER", "fine-tuning / training seed (NULL for source_only)"),
         ("few_shot", "INTEGER", "N real labelled images it trained on (0 for source_only)"),
-        ("steps", "INTEGER", "optimizer steps of its own stage (checkpoint info 'step')"),
+        ("steps", "INTEGER", "optimizer steps its own stage ran (checkpoint 'budget'; else info 'step')"),
         ("total_steps", "INTEGER", "all optimizer steps behind the weights (pretraining + fine-tuning)"),
         ("init", "VARCHAR", "what its weights started from (checkpoint info 'init')"),
         ("checkpoint", "VARCHAR", "checkpoint path"),
@@ -182,7 +182,7 @@ def schema_markdown() -> str:
     out = [f"Schema version {SCHEMA_VERSION} (table `schema_version` records the migrations applied).", ""]
     for table, (doc, cols) in TABLES.items():
         out += [f"**{table}**: {doc}", "", "| column | type | meaning |", "|---|---|---|"]
-        out += [f"| {c} | {t} | {d} |" for c, t, d in cols]
+        out += [f"| {c} | {t} | {d.replace('|', chr(92) + '|')} |" for c, t, d in cols]
         out.append("")
     return "\n".join(out)
 

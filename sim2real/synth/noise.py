@@ -71,19 +71,30 @@ def hash2(ix: torch.Tensor, iy: torch.Tensor, seed: torch.Tensor | int) -> torch
     return _lookup("white", ix, iy, seed)
 
 
-def _smooth(name: str, x: torch.Tensor, y: torch.Tensor, seed: torch.Tensor | int) -> torch.Tensor:
-    ix = torch.floor(x * _RES).long()
-    iy = torch.floor(y * _RES).long()
-    return _lookup(name, ix, iy, seed)
+def _smooth(name: str, x: torch.Tensor, y: torch.Tensor, seed: torch.Tensor | int,
+            bilinear: bool = False) -> torch.Tensor:
+    fx = torch.floor(x * _RES)
+    fy = torch.floor(y * _RES)
+    ix, iy = fx.long(), fy.long()
+    if not bilinear:  # nearest texel: 1/8 lattice unit, fine for texture detail
+        return _lookup(name, ix, iy, seed)
+    # bilinear: for coarse noise that gets thresholded (patches, puddles) and must not look blocky
+    tx, ty = x * _RES - fx, y * _RES - fy
+    a, b = _lookup(name, ix, iy, seed), _lookup(name, ix + 1, iy, seed)
+    c, d = _lookup(name, ix, iy + 1, seed), _lookup(name, ix + 1, iy + 1, seed)
+    top = a + (b - a) * tx
+    bot = c + (d - c) * tx
+    return top + (bot - top) * ty
 
 
-def value_noise(x: torch.Tensor, y: torch.Tensor, seed: torch.Tensor | int) -> torch.Tensor:
+def value_noise(x: torch.Tensor, y: torch.Tensor, seed: torch.Tensor | int, bilinear: bool = False) -> torch.Tensor:
     """Smooth value noise in [0, 1) at float coordinates (lattice spacing 1)."""
-    return _smooth("value", x, y, seed)
+    return _smooth("value", x, y, seed, bilinear)
 
 
-def fbm(x: torch.Tensor, y: torch.Tensor, seed: torch.Tensor | int, octaves: int = 3) -> torch.Tensor:
+def fbm(x: torch.Tensor, y: torch.Tensor, seed: torch.Tensor | int, octaves: int = 3,
+        bilinear: bool = False) -> torch.Tensor:
     """Fractal noise (1-4 octaves, lattice spacing 1 for the first), in [0, 1), mean ~0.5."""
     if octaves <= 1:
-        return value_noise(x, y, seed)
-    return _smooth(f"fbm{min(octaves, 4)}", x, y, seed)
+        return value_noise(x, y, seed, bilinear)
+    return _smooth(f"fbm{min(octaves, 4)}", x, y, seed, bilinear)

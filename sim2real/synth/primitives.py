@@ -114,13 +114,14 @@ def _facade(t: _Table, seg: dict[str, Any]) -> None:
         t.add(K_QUADZ, M_FACADE, "Building", lo, hi, seg["color"], seg["window"], seed=seg["seed"] + 7,
               params=params)
         if seg["shop"]:
-            # a shop-front canopy / fascia board standing a little out from the facade
-            xo = x - side * 0.25
-            t.add(K_QUADX, M_PAINT, "Building", (xo, 2.6, z0 + 0.3), (xo, 3.2, z1 - 0.3), seg["shop_color"],
-                  seed=seg["seed"] + 3, params=(0.2, 2.0))
+            # a shop fascia with its name: CamVid labels shop text/boards SignSymbol (Misc_Text)
+            xo = x - side * 0.2
+            zl = z0 + 0.3 + (z1 - z0 - 0.6) * 0.15
+            t.add(K_QUADX, M_SIGN, "SignSymbol", (xo, 2.55, zl), (xo, 3.25, z1 - 0.3 - (z1 - z0 - 0.6) * 0.15),
+                  seg["shop_color"], [0.92, 0.9, 0.85], seed=seg["seed"] + 3, params=(3.0, 0.0))
     elif seg["kind"] == "trees":
         t.add(K_QUADX, M_FOLIAGE, "Tree", (x, 0, z0), (x, seg["height"], z1), seg["color"], seed=seg["seed"],
-              params=(seg["tex"], 0.0), alpha=AL_SILHOUETTE, al=(seg["height"] * 0.45, 0.35))
+              params=(seg["tex"], float(seg.get("bare", 0))), alpha=AL_SILHOUETTE, al=(seg["height"] * 0.45, 0.35))
     elif seg["height"] > 0:  # a wall or panel fence in the gap
         t.add(K_QUADX, M_PAINT, "Fence", (x, 0, z0), (x, seg["height"], z1), seg["color"], seed=seg["seed"],
               params=(0.5, 3.0), alpha=AL_BARS, al=(0.6, 0.92))
@@ -212,7 +213,7 @@ def _tree(t: _Table, o: dict[str, Any]) -> None:
     trunk_c = [0.28, 0.24, 0.2]
     t.add(K_CYL, M_PAINT, "Tree", (x - tr, 0.0, z - tr), (x + tr, th + ch * 0.5, z + tr), trunk_c, seed=sd,
           params=(0.3, 4.0))
-    holes = 0.65 if o["bare"] else 0.3
+    holes = 0.15 if o["bare"] else 0.3  # bare crowns: solid envelope (twigs drawn over the sky)
     t.add(K_ELL, M_FOLIAGE, "Tree", (x - cw, th, z - cw), (x + cw, th + 2 * ch, z + cw), o["color"], seed=sd + 1,
           params=(0.9, float(o["bare"])), alpha=AL_FOLIAGE, al=(holes, 1.0 + o["bare"]))
 

@@ -26,14 +26,12 @@ import torch
 import torch.nn.functional as F
 
 from sim2real.synth import primitives as P
-from sim2real.synth.noise import fbm, hash2, value_noise
+from sim2real.synth.noise import fbm, hash2
 from sim2real.synth.textures import TextureBank
-from sim2real.taxonomy import CLASS_ID
 
 INF = float("inf")
-ROAD, PAVEMENT, TREE = CLASS_ID["Road"], CLASS_ID["Pavement"], CLASS_ID["Tree"]
-MAX_ELEMENTS = 6_000_000
-NEAR = 0.1  # near plane (m): geometry closer than this to the camera plane is not drawn  # elements per chunk (bounds memory; a few hundred MB at most)
+MAX_ELEMENTS = 1_000_000  # elements per chunk: bounds memory, keeps the working set cache-sized
+NEAR = 0.1  # near plane (m): geometry closer than this to the camera plane is not drawn
 
 
 def camera_matrices(cam: dict[str, Any], height: int, width: int) -> tuple[np.ndarray, float, float, float]:
@@ -138,10 +136,6 @@ class _Elements:
         scn = prm[:, P.SCN].long()[self.pid]
         self.scn = scn
         self.g = scn * (h * w) + v * w + u
-
-
-def _col(prm: torch.Tensor, pid: torch.Tensor, c: int) -> torch.Tensor:
-    return prm[:, c][pid]
 
 
 def _safe(x: torch.Tensor) -> torch.Tensor:
@@ -259,7 +253,7 @@ def _alpha(prmT: torch.Tensor, pid: torch.Tensor, t: torch.Tensor, d: torch.Tens
         along = torch.where(c(P.KIND) == P.K_QUADX, pz, px)
         if a == P.AL_SILHOUETTE:
             amp, freq = c(P.AL0), c(P.AL1)
-            n = fbm(along * freq, torch.zeros_like(along), seed, octaves=4)
+            n = fbm(along * freq, torch.zeros_like(along), seed, octaves=4, bilinear=True)
             ok = py <= c(P.Y1) - amp * n
         elif a == P.AL_SKYLINE:
             b = torch.floor(along / c(P.AL0)).long()
@@ -408,4 +402,4 @@ def jpeg_roundtrip(img: np.ndarray, quality: int) -> np.ndarray:
     return cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1]
 
 
-__all__ = ["render_scenes", "camera_matrices", "blur", "jpeg_roundtrip", "gaussian_weights", "value_noise"]
+__all__ = ["render_scenes", "camera_matrices", "blur", "jpeg_roundtrip", "gaussian_weights"]

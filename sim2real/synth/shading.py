@@ -31,12 +31,17 @@ def _sun(light: dict[str, Any]) -> list[float]:
 class _Ctx:
     """Values of the winning hits of one material (gathered once), plus table access."""
 
-    def __init__(self, prmT, pid, sc, p, d, n, face, dev):
+    def __init__(self, prmT, pid, sc, p, d, n, face, dev, sky_tables):
         self.prmT, self.pid, self.sc, self.p, self.d, self.n, self.face, self.dev = prmT, pid, sc, p, d, n, face, dev
+        self.sky_tables = sky_tables
 
     def subset(self, idx: torch.Tensor) -> _Ctx:
         return _Ctx(self.prmT, self.pid[idx], self.sc[idx], self.p[idx], self.d[idx], self.n[idx],
-                    self.face[idx], self.dev)
+                    self.face[idx], self.dev, self.sky_tables)
+
+    def sky(self) -> torch.Tensor:
+        """The sky behind these pixels (seen through bare branches)."""
+        return sky_colour(self.d, self.sc, self.sky_tables)
 
     def c(self, k: int) -> torch.Tensor:
         return self.prmT[k][self.pid]
@@ -66,20 +71,9 @@ def shade(scenes: list[dict[str, Any]], prm: torch.Tensor, el: Any, winner: torc
     color = torch.zeros((n_sc * hw, 3), device=dev)
     cls = torch.full((n_sc * hw,), SKY, device=dev, dtype=torch.long)
     skyp = torch.nonzero(winner < 0).squeeze(1)
+    sky_tables = (sky_top, sky_hor, sky_par)
     if len(skyp):
-        ssc = skyp // hw
-        sdx, sdy, sdz = dx[skyp], dy[skyp], dz[skyp]
-        elev = sdy / norm[skyp]
-        wgt = torch.sqrt(torch.clamp(elev / 0.6, 0.0, 1.0))
-        top, hor = sky_top[ssc], sky_hor[ssc]
-        scol = hor + (top - hor) * wgt[:, None]
-        cover, cscale, cseed = sky_par[ssc, 0], sky_par[ssc, 1], sky_par[ssc, 2].long()
-        dyc = torch.clamp(sdy, min=0.04)
-        cu, cv = sdx / dyc * cscale, sdz / dyc * cscale * 0.5
-        cn = fbm(cu, cv, cseed, octaves=4)
-        dens = torch.clamp((cn - (1.0 - cover)) * 3.0, 0.0, 1.0) * torch.clamp(elev * 8.0, 0.0, 1.0)
-        cloud = (0.78 + 0.2 * fbm(cu * 2.0, cv * 2.0, cseed + 5, octaves=2))[:, None]
-        color[skyp] = scol + (cloud - scol) * dens[:, None]
+        color[skyp] = sky_colour(rays[skyp], skyp // hw, sky_tables)
 
     # ---------- winners ----------
     pix = torch.nonzero(winner >= 0).squeeze(1)
@@ -94,7 +88,7 @@ def shade(scenes: list[dict[str, Any]], prm: torch.Tensor, el: Any, winner: torc
     kind = prm[:, P.KIND].long()[pid]
     nrm = _normals(prm, pid, kind, fw, p, d)
     prmT = prm.t().contiguous()
-    ctx = _Ctx(prmT, pid, sc, p, d, nrm, fw, dev)
+    ctx = _Ctx(prmT, pid, sc, p, d, nrm, fw, dev, sky_tables)
     mat = prmT[P.MAT].long()[pid]
     base = torch.zeros((len(pix), 3), device=dev)
     pcls = prmT[P.CLS].long()[pid]
@@ -128,6 +122,23 @@ def shade(scenes: list[dict[str, Any]], prm: torch.Tensor, el: Any, winner: torc
     img = color.reshape(n_sc, h, w, 3).permute(0, 3, 1, 2)
     out = apply_camera(img, scenes)
     return out, cls.reshape(n_sc, h, w).to(torch.uint8).cpu().numpy()
+
+
+def sky_colour(d: torch.Tensor, sc: torch.Tensor, tables: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """Sky radiance along rays d (M, 3) of scenes sc: horizon-to-zenith gradient plus clouds."""
+    sky_top, sky_hor, sky_par = tables
+    sdx, sdy, sdz = d[:, 0], d[:, 1], d[:, 2]
+    elev = sdy / torch.sqrt(sdx * sdx + sdy * sdy + sdz * sdz)
+    wgt = torch.sqrt(torch.clamp(elev / 0.6, 0.0, 1.0))
+    top, hor = sky_top[sc], sky_hor[sc]
+    scol = hor + (top - hor) * wgt[:, None]
+    cover, cscale, cseed = sky_par[sc, 0], sky_par[sc, 1], sky_par[sc, 2].long()
+    dyc = torch.clamp(sdy, min=0.04)
+    cu, cv = sdx / dyc * cscale, sdz / dyc * cscale * 0.5
+    cn = fbm(cu, cv, cseed, octaves=4, bilinear=True)
+    dens = torch.clamp((cn - (1.0 - cover)) * 3.0, 0.0, 1.0) * torch.clamp(elev * 8.0, 0.0, 1.0)
+    cloud = (0.78 + 0.2 * fbm(cu * 2.0, cv * 2.0, cseed + 5, octaves=2))[:, None]
+    return scol + (cloud - scol) * dens[:, None]
 
 
 def _normals(prm, pid, kind, face, p, d) -> torch.Tensor:
@@ -206,6 +217,43 @@ def _street(scenes, key, sc, dev) -> torch.Tensor:
     return vals[sc]
 
 
+def _object_shadows(scenes: list[dict[str, Any]]) -> np.ndarray:
+    """Shadow footprints on the ground (N, K, 5): x0, x1, z0, z1, darkening (0 = padding).
+
+    Each object's footprint, pushed away from the sun by half its height (a contact shadow under
+    overcast light, a cast shadow in sun).
+    """
+    rows = []
+    for s in scenes:
+        L = _sun(s["light"])
+        dx, dz = -L[0] / max(L[1], 0.2), -L[2] / max(L[1], 0.2)
+        dark = s["light"]["shadow"]
+        r = []
+        for o in s["objects"]:
+            if o["cls"] == "Car":
+                hw, hl, hh = o["w"] / 2 + 0.1, o["l"] / 2 + 0.1, o["h"] * 0.35
+                strength = dark + 0.2
+            elif o["cls"] in ("Pedestrian", "Bicyclist"):
+                hw, hl, hh = 0.25, 0.3 if o["cls"] == "Pedestrian" else 0.8, o["h"] * 0.3
+                strength = dark
+            elif o["cls"] == "Tree":
+                hw = hl = o["crown_w"] * 0.8
+                hh = (o["trunk_h"] + o["crown_h"]) * 0.5
+                strength = dark * 0.7
+            else:
+                continue
+            sx, sz = dx * hh * s["light"]["sunny"], dz * hh * s["light"]["sunny"]
+            r.append((o["x"] - hw + min(sx, 0), o["x"] + hw + max(sx, 0), o["z"] - hl + min(sz, 0),
+                      o["z"] + hl + max(sz, 0), min(strength, 0.8)))
+        rows.append(r)
+    kmax = max((len(r) for r in rows), default=0)
+    out = np.zeros((len(scenes), max(kmax, 1), 5), np.float32)
+    for i, r in enumerate(rows):
+        if r:
+            out[i, : len(r)] = r
+    return out
+
+
 def _ground(ctx: _Ctx, scenes, tex: TextureBank, sky_hor):
     sc = ctx.sc
     dev = ctx.dev
@@ -228,15 +276,16 @@ def _ground(ctx: _Ctx, scenes, tex: TextureBank, sky_hor):
 
     grain = fbm(X * 1.5, Z * 1.5, seed, octaves=3) - 0.5
     photo = s("photo") > 0.5
-    detail = torch.where(photo, tex.lookup(torch.ones_like(seed), X * 0.35, Z * 0.35), torch.ones_like(X))
+    detail = torch.where(photo, 1.0 + (tex.lookup(torch.ones_like(seed), X * 0.5, Z * 0.5) - 1.0) * 0.35,
+                         torch.ones_like(X))
     # road: asphalt grain, worn/repaired patches, wet puddles, lane markings
     road = road_c * (1.0 + ts * grain * 0.5)[:, None] * detail[:, None]
     wear = s("wear")
-    patch = value_noise(X * 0.18, Z * 0.12, seed + 5)
+    patch = value_noise(X * 0.18, Z * 0.12, seed + 5, bilinear=True)
     road = torch.where((patch > 1.0 - wear * 0.45)[:, None], road * 0.82, road)
     crack = (value_noise(X * 2.0, Z * 0.7, seed + 17) - 0.5).abs() < 0.012 * wear
     road = torch.where(crack[:, None], road * 0.6, road)
-    wet = (s("puddles") > 0.5) & (fbm(X * 0.35, Z * 0.2, seed + 9, octaves=3) > 0.66)
+    wet = (s("puddles") > 0.5) & (fbm(X * 0.35, Z * 0.2, seed + 9, octaves=3, bilinear=True) > 0.66)
     road = torch.where(wet[:, None], road * 0.45 + sky_hor[sc] * 0.45, road)
     style = s("marking_style")
     period, frac = s("dash_period"), s("dash_fraction")
@@ -258,7 +307,13 @@ def _ground(ctx: _Ctx, scenes, tex: TextureBank, sky_hor):
     verge = torch.tensor([0.28, 0.36, 0.17], device=dev) * (0.7 + 0.6 * fbm(X * 2, Z * 2, seed + 3))[:, None]
     col = torch.where(in_road[:, None], road, torch.where(in_kerb[:, None], kerb_col, pave))
     col = torch.where((beyond & grass)[:, None], verge, col)
-    return col, cls
+    shadows = torch.as_tensor(_object_shadows(scenes), device=dev)
+    shade_f = torch.ones_like(X)
+    for k in range(shadows.shape[1]):
+        b = shadows[sc, k]
+        inside = (X >= b[:, 0]) & (X <= b[:, 1]) & (Z >= b[:, 2]) & (Z <= b[:, 3])
+        shade_f = torch.where(inside, torch.minimum(shade_f, 1.0 - b[:, 4]), shade_f)
+    return col * shade_f[:, None], cls
 
 
 def _paint(ctx: _Ctx, scenes, tex, sky_hor):
@@ -288,7 +343,8 @@ def _facade(ctx: _Ctx, scenes, tex: TextureBank, sky_hor):
     is_win = ((fc - 0.5).abs() < win_w * 0.5) & ((fy - 0.5).abs() < win_h * 0.5) & (fl >= 1) & (y < top - 0.5)
     big = shop & (fl == 0) & (fy > 0.12) & (fy < 0.8) & ((along / (2 * spacing) - torch.floor(along / (2 * spacing))) > 0.06)
     grain = fbm(along * 0.9, y * 0.9, seed, octaves=3) - 0.5
-    detail = torch.where(photo, tex.lookup(torch.zeros_like(seed), along * 0.25, y * 0.25), torch.ones_like(y))
+    detail = torch.where(photo, 1.0 + (tex.lookup(torch.zeros_like(seed), along * 0.25, y * 0.25) - 1.0) * 0.6,
+                         torch.ones_like(y))
     wall = c * (1.0 + ts * grain * 0.45)[:, None] * detail[:, None]
     wall = torch.where((fy < 0.035)[:, None], wall * 0.9, wall)  # string courses between floors
     wall = torch.where((y > top - 0.35)[:, None], wall * 1.12, wall)  # cornice
@@ -314,8 +370,19 @@ def _foliage(ctx: _Ctx, scenes, tex: TextureBank, sky_hor):
     n = fbm(u, v, seed, octaves=3)
     leaf = tex.lookup(torch.full_like(seed, 2), u * 0.15, v * 0.15)
     col = c * (1.0 + ts * (n - 0.5) * 1.2)[:, None] * (0.75 + 0.25 * leaf)[:, None]
-    twig = (value_noise(u * 2.0, v * 2.0, seed + 3) - 0.5).abs() < 0.06
-    col = torch.where((bare & twig)[:, None], col * 0.55, col)
+    bidx = torch.nonzero(bare).squeeze(1)
+    if len(bidx):
+        # a leafless crown: a net of twigs over the sky (labelled Tree as a whole, like CamVid does)
+        sub = ctx.subset(bidx)
+        ub, vb, sb = u[bidx], v[bidx], seed[bidx]
+        ridge = torch.zeros_like(ub)
+        for k, scale in enumerate((0.6, 1.3, 2.8)):
+            r = 1.0 - (2.0 * value_noise(ub * scale, vb * scale * 0.7, sb + 11 * k) - 1.0).abs()
+            ridge = torch.maximum(ridge, r - 0.04 * k)
+        dens = torch.clamp((ridge - 0.62) * 3.0, 0.0, 1.0) * (0.6 + 0.4 * fbm(ub * 0.3, vb * 0.3, sb + 5))
+        twig = c[bidx] * (0.5 + 0.4 * n[bidx])[:, None]
+        behind = sub.sky()
+        col[bidx] = behind + (twig - behind) * dens[:, None]
     return col
 
 
@@ -368,15 +435,21 @@ def _sign(ctx: _Ctx, scenes, tex, sky_hor):
     n = ctx.n
     shape = ctx.c(P.A0)
     seed = ctx.c(P.SEED).long()
-    lx = (p[:, 0] - (ctx.c(P.X0) + ctx.c(P.X1)) * 0.5) / ((ctx.c(P.X1) - ctx.c(P.X0)) * 0.5)
+    board = ctx.c(P.KIND) == P.K_QUADX  # a shop fascia along the facade (shape 3: lettering)
+    lx_box = (p[:, 0] - (ctx.c(P.X0) + ctx.c(P.X1)) * 0.5) / torch.clamp((ctx.c(P.X1) - ctx.c(P.X0)) * 0.5, min=1e-6)
+    lx = torch.where(board, (p[:, 2] - (ctx.c(P.Z0) + ctx.c(P.Z1)) * 0.5) /
+                     torch.clamp((ctx.c(P.Z1) - ctx.c(P.Z0)) * 0.5, min=1e-6), lx_box)
     ly = (p[:, 1] - (ctx.c(P.Y0) + ctx.c(P.Y1)) * 0.5) / ((ctx.c(P.Y1) - ctx.c(P.Y0)) * 0.5)
     r = torch.where(shape == 1, torch.sqrt(lx * lx + ly * ly), torch.maximum(lx.abs(), ly.abs()))
     r = torch.where(shape == 2, torch.maximum(ly.abs(), 2 * lx.abs() + ly), r)
-    border = r > 0.78
-    symbol = ((seed % 3) == 0) & (ly.abs() < 0.18) & (lx.abs() < 0.55)
-    arrow = ((seed % 3) == 1) & (lx.abs() < 0.12) & (ly.abs() < 0.55)
-    front = n[:, 2] < -0.5
-    col = torch.where((border | symbol | arrow)[:, None], c2, c)
+    border = (r > 0.78) & ~board
+    symbol = ((seed % 3) == 0) & (ly.abs() < 0.18) & (lx.abs() < 0.55) & ~board
+    arrow = ((seed % 3) == 1) & (lx.abs() < 0.12) & (ly.abs() < 0.55) & ~board
+    cell = p[:, 2] / 0.3
+    glyph = (cell - torch.floor(cell) < 0.7) & (ly.abs() < 0.5) & (lx.abs() < 0.8)
+    glyph = glyph & (hash2(torch.floor(cell).long(), torch.floor((ly + 1.0) * 2.5).long(), seed) > 0.35)
+    front = (n[:, 2] < -0.5) | board
+    col = torch.where((border | symbol | arrow | (board & glyph))[:, None], c2, c)
     return torch.where(front[:, None], col, torch.full_like(col, 0.45))
 
 

@@ -106,5 +106,5 @@ def synthetic_scenes(cfg: Config, ctx: StageContext) -> StepResult:
         metrics=metrics,
         tables={"class pixel frequency: synthetic train vs CamVid train": markdown_table(rows, floatfmt=".2f")},
         plots=plots,
-        text=f"{sc.num_train} train + {sc.num_val} val scenes at {h}x{w} on {device} ({total / max(dt, 1e-9):.1f}/s)",
+        text=f"{sc.num_train} train + {sc.num_val} val scenes at {h}x{w} on {device}",
     )

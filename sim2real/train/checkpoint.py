@@ -25,7 +25,7 @@ from torch import nn
 FORMAT = "sim2real-checkpoint/1"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(ValueError):
     """A checkpoint that is missing, foreign, unsafe to unpickle or from another format."""
 
 

