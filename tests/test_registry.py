@@ -59,3 +59,10 @@ def test_cli_run_rejects_bad_param(monkeypatch) -> None:
     monkeypatch.chdir(REPO)
     res = CliRunner().invoke(app, ["run", "synthetic_scenes", "-S", "synthetic.num_trian=3"])
     assert res.exit_code == 2 and "unknown key 'synthetic.num_trian'" in res.output
+
+
+def test_store_schema_doc_is_current() -> None:
+    from sim2real.evaluate.store import schema_markdown
+
+    doc = (REPO / "docs" / "store_schema.md").read_text()
+    assert doc.strip() == schema_markdown().strip(), "regenerate docs/store_schema.md (see README)"

@@ -45,7 +45,8 @@ def compare_hard_vs_rest(props: dict[str, np.ndarray], hard: np.ndarray) -> list
     is_hard[np.asarray(hard, dtype=int)] = True
     rows = []
     keys = [k for k in _SHARED if k in props]
-    keys += [f"frac_{c}" for c in CLASSES if f"frac_{c}" in props]
+    # per-class pixel fractions (Sky is already there as sky_fraction)
+    keys += [f"frac_{c}" for c in CLASSES if f"frac_{c}" in props and not (c == "Sky" and "sky_fraction" in keys)]
     for key in keys:
         v = np.asarray(props[key], dtype=np.float64)
         rows.append(_row(key, v[is_hard], v[~is_hard]))

@@ -587,7 +587,7 @@ th,td{border:1px solid #d6d9e0;padding:3px 8px;text-align:right} th{background:#
 td:first-child,th:first-child{text-align:left} td.note{text-align:left;color:#556;font-size:12px;max-width:460px}
 .findings li{margin:6px 0} .warn{color:#b3261e} .warnbox{background:#fdecea;border:1px solid #f5c2bd;
 padding:8px 12px;border-radius:6px} figure{margin:18px 0} figcaption{color:#556;font-size:13px}
-img{max-width:100%;border:1px solid #e4e6eb}
+img{max-width:100%;border:1px solid #e4e6eb} .tw{overflow-x:auto;max-width:100%}
 """
 
 
@@ -605,7 +605,7 @@ def _html_table(rows: list[dict], spec: str = ".1f", note_cols: tuple[str, ...] 
             cls = " class='note'" if c in note_cols else ""
             cells.append(f"<td{cls}>{html.escape(_fmt(r.get(c), spec))}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return f"<div class='tw'><table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
 
 
 def render_html(inp: ReportInputs, plots: dict[str, str]) -> str:

@@ -217,12 +217,13 @@ class MetricsLog:
         if summary:
             self.live.make_summary()
 
-    def add(self, rec: dict[str, float]) -> None:
+    def add(self, rec: dict[str, float], summary: bool = True) -> None:
+        """Append a record; `summary=False` skips rewriting DVCLive's metrics.json (done at validations)."""
         if self.history and self.history[-1]["step"] == rec["step"]:
             self.history[-1].update(rec)  # validation of the same step joins its training record
         else:
             self.history.append(dict(rec))
-        self._to_live(rec)
+        self._to_live(rec, summary=summary)
 
     def close(self) -> None:
         if self.live is not None:
@@ -413,7 +414,7 @@ def train(
         done = step + 1
         rec = {"step": done, "train/loss": loss_value, "train/lr": lr, "train/images_per_s": img_s}
         if is_main:
-            metrics_log.add(rec)
+            metrics_log.add(rec, summary=False)
         if bar is not None:
             bar.set(loss=loss_value, lr=lr, img_s=img_s)
             bar.update(1)
