@@ -38,13 +38,22 @@ def render_stage(stage: Stage) -> dict[str, Any]:
     entry["params"] = list(stage.params)
     entry["outs"] = [stage.out_dir()]
     entry["metrics"] = [stage.metrics_file()]
-    if stage.plots:
-        entry["plots"] = list(stage.plots)
     return entry
 
 
+def render_plots() -> list:
+    plots: list = []
+    for name in topological_order():
+        for path in STAGES[name].plots:
+            plots.append(path if path.endswith(".png") else {path: {"x": "step"}})
+    return plots
+
+
 def render() -> str:
-    doc = {"stages": {name: render_stage(STAGES[name]) for name in topological_order()}}
+    doc: dict[str, Any] = {"stages": {name: render_stage(STAGES[name]) for name in topological_order()}}
+    plots = render_plots()
+    if plots:
+        doc["plots"] = plots
     return HEADER + yaml.safe_dump(doc, sort_keys=False, width=1000)
 
 

@@ -35,7 +35,9 @@ class Stage:
     # for a non-matrix stage that reads one instance of a matrix upstream: {upstream: params key}
     picks: dict[str, str] = field(default_factory=dict)
     kinds: tuple[str, ...] = ("python",)
-    plots: tuple[str, ...] = ()  # extra DVC plots (paths under the stage's out)
+    # DVC plots inside the stage's out (declared top-level in dvc.yaml: a stage-level plot inside
+    # an out would overlap it); `${...}` params interpolation allowed
+    plots: tuple[str, ...] = ()
 
     @property
     def outs(self) -> tuple[str, ...]:
@@ -102,6 +104,8 @@ STAGES: dict[str, Stage] = {
             group="models", upstream=("styled_scenes", "real_target"),
             params=("project", "model", "pretrain", "augment"), code=("sim2real/train", "sim2real/augment.py"),
             matrix="style.ablation", kinds=("pytorch", "smp"),
+            plots=("data/pretrained_model/${style.method}/dvclive/plots/metrics",
+                   "data/pretrained_model/${style.method}/curves.png"),
         ),
         Stage(
             "finetuned_model", "sim2real.train.stage:finetuned_model",
@@ -111,6 +115,7 @@ STAGES: dict[str, Stage] = {
             # styled_scenes: synthetic batches mixed into fine-tuning (finetune.synthetic_mix)
             picks={"pretrained_model": "style.method", "styled_scenes": "style.method"},
             kinds=("pytorch", "smp"),
+            plots=("data/finetuned_model/dvclive/plots/metrics", "data/finetuned_model/curves.png"),
         ),
         Stage(
             "real_only_model", "sim2real.train.stage:real_only_model",
@@ -118,6 +123,7 @@ STAGES: dict[str, Stage] = {
             group="models", upstream=("real_target",),
             params=("project", "model", "pretrain", "finetune"), code=("sim2real/train",),
             kinds=("pytorch", "smp"),
+            plots=("data/real_only_model/dvclive/plots/metrics", "data/real_only_model/curves.png"),
         ),
         Stage(
             "gap_report", "sim2real.evaluate.stage:gap_report",

@@ -60,6 +60,8 @@ def test_second_repro_does_nothing(repro_project: Path) -> None:
 def test_dvc_metrics_show(repro_project: Path) -> None:
     out = run([DVC, "metrics", "show"], repro_project).stdout
     assert "gap_report" in out
+    plots = run([DVC, "plots", "show", "--json"], repro_project).stdout
+    assert "finetuned_model" in plots and "real_only_model" in plots, plots[:2000]
 
 
 def test_dagster_materialize_matches_dvc_repro(repro_project: Path, tmp_path: Path) -> None:
