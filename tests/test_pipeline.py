@@ -95,3 +95,21 @@ def test_dagster_cli_selection_on_materialized_project(repro_project: Path) -> N
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert "ord() expected" not in proc.stderr
     assert_clean(Path(env_root))
+
+
+def test_readme_commands_on_the_built_project(repro_project: Path) -> None:
+    """`make demo`, `sim2real gap`, `sim2real materialize`, `dvc exp run -S` on a built project."""
+    root = repro_project
+    sim2real = str(BIN / "sim2real")
+    # `make demo` (install already done: -o install), which is `dvc repro` + the gap table
+    out = run(["make", "-o", "install", f"VENV={BIN.parent}", "demo"], root).stdout
+    assert "Running stage" not in out and "report:" in out, out[-2000:]
+    out = run([sim2real, "gap"], root).stdout
+    assert "gap" in out.lower() and "|" in out
+    out = run([sim2real, "materialize"], root).stdout
+    assert "success=True" in out
+    assert_clean(root)
+    # one DVC experiment with an override: only the stage reading the key re-runs
+    out = run([DVC, "exp", "run", "-S", "evaluate.hardest_k=1"], root, timeout=600).stdout
+    assert "Running stage 'gap_report'" in out and "Running stage 'pretrained_model" not in out, out[-3000:]
+    assert "hardest_k: 1" in (root / "params.yaml").read_text()
