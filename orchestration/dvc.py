@@ -28,8 +28,10 @@ def dvc_executable() -> str:
     return str(exe) if exe.exists() else "dvc"
 
 
-def dvc_env() -> dict[str, str]:
+def dvc_env(root: Path | None = None) -> dict[str, str]:
     env = dict(os.environ)
+    if root is not None:
+        env["SIM2REAL_ROOT"] = str(root)  # the stages DVC runs belong to this repository
     bindir = str(Path(sys.executable).parent)
     env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
     env.setdefault("DVC_NO_ANALYTICS", "1")
@@ -40,7 +42,7 @@ def run_dvc(args: list[str], root: Path, log: Callable[[str], None] = print,
             retries: int = 6, backoff_s: float = 2.0) -> str:
     """Run `dvc ARGS` in `root`, streaming its output to `log`; retry when the repo lock is held."""
     for attempt in range(retries + 1):
-        proc = subprocess.Popen([dvc_executable(), *args], cwd=root, env=dvc_env(), text=True,
+        proc = subprocess.Popen([dvc_executable(), *args], cwd=root, env=dvc_env(root), text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=1)
         lines: list[str] = []
         assert proc.stdout is not None

@@ -15,7 +15,6 @@ def dagster_home(root: Path) -> Path:
 def materialize_all(root: Path, instance: dg.DagsterInstance | None = None,
                     tags: dict[str, str] | None = None) -> dg.ExecuteInProcessResult:
     """One Dagster run over every asset and every ablation partition; raises on failure."""
-    os.environ["SIM2REAL_ROOT"] = str(root)
     from orchestration.definitions import all_partitions_tags, build_definitions
     from sim2real.config import load_config
 

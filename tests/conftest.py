@@ -32,6 +32,7 @@ def camvid_or_skip() -> Path:
 
 def env_with_bin() -> dict[str, str]:
     env = dict(os.environ)
+    env.pop("SIM2REAL_ROOT", None)  # each command finds its project from its cwd
     env["PATH"] = str(BIN) + os.pathsep + env.get("PATH", "")
     return env
 
