@@ -24,6 +24,17 @@ COPY_IGNORE = shutil.ignore_patterns(".venv", "data", ".git", "cache", "tmp", "_
                                      "storage", "schedules", ".logs_queue", ".telemetry", "logs")
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """In-process torch work uses one thread, like the stage subprocesses (SIM2REAL_THREADS=1)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def camvid_or_skip() -> Path:
     if not (CAMVID / "train").is_dir():
         pytest.skip(f"CamVid not found at {CAMVID} (CI has it; locally place it there)")

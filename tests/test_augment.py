@@ -15,14 +15,6 @@ GEOMETRIC_ONLY = dict(color_jitter_p=0.0, gamma_p=0.0, blur_p=0.0, noise_p=0.0, 
 ALWAYS = dict(hflip_p=0.5, affine_p=1.0, perspective_p=1.0, crop_p=1.0)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _blocks(n: int = 6, h: int = 48, w: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
     """Masks of random rectangles of ids 0..10; images coloured by the id (a known pattern)."""
     rng = np.random.default_rng(0)

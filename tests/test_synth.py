@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from sim2real.config import ConfigError, config_from_dict, load_config
 from sim2real.config.synthetic import SyntheticConfig
@@ -16,14 +15,6 @@ from sim2real.taxonomy import CAMVID_TRAIN_FREQ, CLASSES, NUM_CLASSES, VOID
 
 REPO = Path(__file__).resolve().parents[1]
 H, W = 32, 48
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -255,6 +255,13 @@ def _plt():
     return plt
 
 
+def _save(fig, path: Path, rect: tuple[float, float, float, float] | None = None) -> None:
+    """Lay out, write (PNG, 100 dpi) and close a figure."""
+    fig.tight_layout(**({"rect": rect} if rect else {}))
+    fig.savefig(path, dpi=100)
+    _plt().close(fig)
+
+
 def plot_class_iou(rows: list[dict], synth: list[float | None] | None, path: Path, synth_label: str = "") -> None:
     plt = _plt()
     labels = [k for k in rows[0] if k != "class"]
@@ -275,9 +282,7 @@ def plot_class_iou(rows: list[dict], synth: list[float | None] | None, path: Pat
     ax.set_ylim(0, 100)
     ax.set_title("Per-class IoU on real val, per model")
     ax.legend(fontsize=7, ncol=3, loc="upper right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_confusion(panels: list[tuple[str, np.ndarray]], path: Path) -> None:
@@ -298,9 +303,7 @@ def plot_confusion(panels: list[tuple[str, np.ndarray]], path: Path) -> None:
                     ax.text(j, i, f"{norm[i, j]:.1f}", ha="center", va="center", fontsize=5,
                             color="white" if norm[i, j] > 0.5 else "black")
         fig.colorbar(im, ax=ax, fraction=0.046, label="share of truth pixels")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_embedding(panels: list[dict], path: Path) -> None:
@@ -315,9 +318,7 @@ def plot_embedding(panels: list[dict], path: Path) -> None:
         ax.set_xlabel("PC 1")
         ax.set_ylabel("PC 2")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_hardest(images: np.ndarray, preds: np.ndarray, truths: np.ndarray, captions: list[str],
@@ -339,9 +340,7 @@ def plot_hardest(images: np.ndarray, preds: np.ndarray, truths: np.ndarray, capt
                 ax.set_ylabel(captions[i], fontsize=7)
     handles = [plt.Rectangle((0, 0), 1, 1, color=PALETTE[c] / 255) for c in range(len(CLASSES))]
     fig.legend(handles, CLASSES, loc="lower center", ncol=6, fontsize=6, frameon=False)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path, rect=(0, 0.04, 1, 1))
 
 
 def plot_few_shot(rows: list[dict], path: Path) -> None:
@@ -358,9 +357,7 @@ def plot_few_shot(rows: list[dict], path: Path) -> None:
     ax.set_ylabel("mIoU on real val (%)")
     ax.set_title("Few-shot curve (all stored runs of this target)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_history(rows: list[dict], path: Path) -> None:
@@ -377,9 +374,7 @@ def plot_history(rows: list[dict], path: Path) -> None:
     ax.set_ylabel("mIoU points (real val)")
     ax.set_title("Gap over successive runs")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_gap_metrics(points: list[Point], fit_rows: list[dict], path: Path) -> list[str]:
@@ -397,9 +392,7 @@ def plot_gap_metrics(points: list[Point], fit_rows: list[dict], path: Path) -> l
         ax.set_xlabel(r["statistic"])
         ax.set_ylabel("mIoU drop (points)")
         ax.set_title(f"ρ = {r['spearman']:.2f} (n = {r['n_points']})", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
     return [r["statistic"] for r in top]
 
 
