@@ -13,6 +13,7 @@ from orchestration.dvc import out_hash, run_dvc
 from orchestration.params_tags import apply_run_overrides
 from sim2real.config import Config
 from sim2real.context import StepResult
+from sim2real.runner import read_summary
 from sim2real.stages import STAGES, Stage
 
 POOL = "dvc_repo"
@@ -65,13 +66,6 @@ def result_metadata(summary: StepResult | None, root: Path, metrics_file: Path |
     return meta
 
 
-def _read_summary(root: Path, stage: Stage, item: str | None) -> StepResult | None:
-    path = root / stage.summary_file(item)
-    if not path.exists():
-        return None
-    return StepResult.from_json(json.loads(path.read_text()))
-
-
 def _deps(stage: Stage, cfg: Config) -> list[dg.AssetDep]:
     deps = []
     for name in stage.upstream:
@@ -114,7 +108,7 @@ def build_asset(stage: Stage, cfg: Config, root: Path) -> dg.AssetsDefinition:
         for item in items:
             address = f"{stage.name}@{item}" if item else stage.name
             md5 = out_hash(root, address, stage.out_dir(item))
-            meta = result_metadata(_read_summary(root, stage, item), root, root / stage.metrics_file(item))
+            meta = result_metadata(read_summary(root, stage.name, item), root, root / stage.metrics_file(item))
             meta["dvc_md5"] = md5 or ""
             if item:
                 meta["partition"] = item

@@ -16,8 +16,6 @@ from pathlib import Path
 
 import yaml
 
-LOCK_MARKERS = ("Unable to acquire lock", "is busy", "lock")
-
 
 class DvcError(RuntimeError):
     pass

@@ -7,7 +7,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from sim2real.config import ConfigError, config_from_dict, deep_merge, profile_path, read_yaml
+from sim2real.config import config_from_dict, deep_merge, profile_path, read_yaml
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
@@ -44,6 +44,4 @@ def apply_profile(params: Path, name: str) -> list[tuple[str, Any]]:
     with open(tmp, "w") as f:
         yaml.dump(doc, f)
     tmp.replace(params)
-    if not isinstance(doc, dict):
-        raise ConfigError(f"{params}: top level must be a mapping")
     return changed
