@@ -27,8 +27,8 @@ from sim2real.augment import build_augmentation
 from sim2real.config import apply_overrides
 from sim2real.config.augment import AugmentConfig
 from sim2real.config.synthetic import SyntheticConfig
+from sim2real.previews import save_grid
 from sim2real.synth import generate_scenes
-from sim2real.synth.stage import save_grid
 from sim2real.taxonomy import CLASSES, NUM_CLASSES, VOID
 
 CAMVID = Path(__file__).resolve().parents[2] / "shared" / "data" / "camvid"

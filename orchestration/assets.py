@@ -29,12 +29,9 @@ def code_version(stage: Stage, cfg: Config, root: Path) -> str:
     h = hashlib.sha256(stage.func.encode())
     h.update(json.dumps({k: cfg.section(k) if "." in k else cfg.section(k).model_dump(mode="json")
                          for k in stage.params}, sort_keys=True, default=str).encode())
-    for rel in stage.code:
-        p = root / rel
-        files = sorted(p.rglob("*.py")) if p.is_dir() else [p]
-        for f in files:
-            if f.exists():
-                h.update(f.read_bytes())
+    for f in stage.code_files(root):  # the same paths dvc.yaml lists as the stage's code deps
+        h.update(f.relative_to(root).as_posix().encode())
+        h.update(f.read_bytes())
     return h.hexdigest()[:12]
 
 

@@ -23,6 +23,7 @@ import torch
 from sim2real.config import Config
 from sim2real.config.augment import AugmentConfig
 from sim2real.context import StageContext, StepResult, markdown_table
+from sim2real.previews import save_grid
 from sim2real.progress import Progress
 from sim2real.shards import ShardDataset, ShardWriter
 from sim2real.taxonomy import CLASSES, VOID, class_histogram
@@ -168,8 +169,6 @@ def augmented_scenes(cfg: Config, ctx: StageContext) -> StepResult:
                  "augmented %": 100.0 * hist_out[VOID] / max(hist_out.sum(), 1)})
     plots = {}
     if sample_img is not None:
-        from sim2real.synth.stage import save_grid
-
         path = ctx.stage_dir() / "samples.png"
         save_grid(path, [src_img, sample_img], sample_mask, titles=["synthetic", "augmented"])
         plots["augmented samples"] = str(path.relative_to(ctx.root))

@@ -34,7 +34,7 @@ def render_stage(stage: Stage) -> dict[str, Any]:
         entry["matrix"] = {"value": f"${{{stage.matrix}}}"}
     entry["desc"] = stage.description
     entry["cmd"] = cmd
-    entry["deps"] = _upstream_deps(stage) + list(stage.code) + ["sim2real/config", "sim2real/shards.py"]
+    entry["deps"] = _upstream_deps(stage) + list(stage.code_deps)
     entry["params"] = list(stage.params)
     entry["outs"] = [stage.out_dir()]
     entry["metrics"] = [stage.metrics_file()]

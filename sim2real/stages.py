@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sim2real.config import Config
 from sim2real.context import StageContext, StepResult
@@ -29,7 +30,7 @@ class Stage:
     group: str
     upstream: tuple[str, ...] = ()
     params: tuple[str, ...] = ()  # dotted params.yaml keys (or whole sections) the stage reads
-    code: tuple[str, ...] = ()  # repo paths whose change re-runs the stage
+    code: tuple[str, ...] = ()  # the stage's own code (repo paths); `code_deps` adds the shared core
     # matrix over a params list (e.g. "style.ablation"): one stage instance per value
     matrix: str | None = None
     # for a non-matrix stage that reads one instance of a matrix upstream: {upstream: params key}
@@ -38,6 +39,27 @@ class Stage:
     # DVC plots inside the stage's out (declared top-level in dvc.yaml: a stage-level plot inside
     # an out would overlap it); `${...}` params interpolation allowed
     plots: tuple[str, ...] = ()
+
+    @property
+    def code_deps(self) -> tuple[str, ...]:
+        """Every repo path whose change re-runs the stage: its own code plus the shared core.
+
+        The one source for both `dvc.yaml` deps and the Dagster code version
+        (`code_files`); a test checks it covers every module the stage imports.
+        """
+        return tuple(dict.fromkeys((*self.code, *CORE_CODE)))
+
+    def code_files(self, root: Path) -> list[Path]:
+        """The files behind `code_deps` (what DVC hashes, less its ignored bytecode), sorted."""
+        files: list[Path] = []
+        for rel in self.code_deps:
+            p = root / rel
+            if p.is_dir():
+                files += [f for f in p.rglob("*") if f.is_file() and "__pycache__" not in f.parts
+                          and f.suffix != ".pyc"]
+            elif p.exists():
+                files.append(p)
+        return sorted(set(files))
 
     @property
     def outs(self) -> tuple[str, ...]:
@@ -67,7 +89,12 @@ class Stage:
         return [str(v) for v in cfg.section(self.matrix)]
 
 
-_CORE = ("sim2real/config", "sim2real/shards.py", "sim2real/taxonomy.py", "sim2real/context.py")
+# code every stage runs through: validated params, class ids, dataset storage, the stage context
+CORE_CODE = ("sim2real/config", "sim2real/shards.py", "sim2real/taxonomy.py", "sim2real/context.py")
+# code that only draws progress and never changes an output: editing it re-runs nothing
+DISPLAY_ONLY_CODE = ("sim2real/progress.py",)
+# what training runs: the loop, models, checkpoints, online augmentation (and its preview grid)
+_TRAIN_CODE = ("sim2real/train", "sim2real/augment.py", "sim2real/previews.py")
 
 STAGES: dict[str, Stage] = {
     s.name: s
@@ -75,7 +102,7 @@ STAGES: dict[str, Stage] = {
         Stage(
             "synthetic_scenes", "sim2real.synth.stage:synthetic_scenes",
             "Procedural road scenes with pixel-exact CamVid labels, domain-randomized, deterministic by seed.",
-            group="synthetic", params=("project", "synthetic"), code=("sim2real/synth",),
+            group="synthetic", params=("project", "synthetic"), code=("sim2real/synth", "sim2real/previews.py"),
             kinds=("torch",),
         ),
         Stage(
@@ -88,7 +115,7 @@ STAGES: dict[str, Stage] = {
             "augmented_scenes", "sim2real.augment:augmented_scenes",
             "Synthetic scenes through kornia augmentation (geometric + photometric), image and mask alike.",
             group="synthetic", upstream=("synthetic_scenes",), params=("project", "augment"),
-            code=("sim2real/augment.py",), kinds=("kornia",),
+            code=("sim2real/augment.py", "sim2real/previews.py"), kinds=("kornia",),
         ),
         Stage(
             "styled_scenes", "sim2real.style.stage:styled_scenes",
@@ -102,7 +129,7 @@ STAGES: dict[str, Stage] = {
             "pretrained_model", "sim2real.train.stage:pretrained_model",
             "A segmentation model pretrained on styled synthetic scenes (one per style method).",
             group="models", upstream=("styled_scenes", "real_target"),
-            params=("project", "model", "pretrain", "augment"), code=("sim2real/train", "sim2real/augment.py"),
+            params=("project", "model", "pretrain", "augment"), code=_TRAIN_CODE,
             matrix="style.ablation", kinds=("pytorch", "smp"),
             plots=("data/pretrained_model/${style.method}/dvclive/plots/metrics",
                    "data/pretrained_model/${style.method}/curves.png"),
@@ -111,7 +138,7 @@ STAGES: dict[str, Stage] = {
             "finetuned_model", "sim2real.train.stage:finetuned_model",
             "The pretrained model fine-tuned on the N-image real few-shot subset.",
             group="models", upstream=("pretrained_model", "real_target", "styled_scenes"),
-            params=("project", "model", "finetune", "style.method"), code=("sim2real/train",),
+            params=("project", "model", "finetune", "style.method"), code=_TRAIN_CODE,
             # styled_scenes: synthetic batches mixed into fine-tuning (finetune.synthetic_mix)
             picks={"pretrained_model": "style.method", "styled_scenes": "style.method"},
             kinds=("pytorch", "smp"),
@@ -121,7 +148,7 @@ STAGES: dict[str, Stage] = {
             "real_only_model", "sim2real.train.stage:real_only_model",
             "Baseline: the same model and initial weights trained only on the N real images, same budget.",
             group="models", upstream=("real_target",),
-            params=("project", "model", "pretrain", "finetune"), code=("sim2real/train",),
+            params=("project", "model", "pretrain", "finetune"), code=_TRAIN_CODE,
             kinds=("pytorch", "smp"),
             plots=("data/real_only_model/dvclive/plots/metrics", "data/real_only_model/curves.png"),
         ),
@@ -132,7 +159,10 @@ STAGES: dict[str, Stage] = {
             upstream=("pretrained_model", "finetuned_model", "real_only_model", "styled_scenes",
                       "real_target", "synthetic_scenes"),
             params=("project", "evaluate", "style.method", "style.ablation", "store"),
-            code=("sim2real/evaluate",), kinds=("duckdb",),
+            # evaluation loads checkpoints (train/) and styles real images toward the source (style/)
+            code=("sim2real/evaluate", "sim2real/train/models.py", "sim2real/train/checkpoint.py",
+                  "sim2real/train/weights.py", "sim2real/style/methods.py", "sim2real/style/distance.py"),
+            kinds=("duckdb",),
         ),
     ]
 }

@@ -113,3 +113,25 @@ def test_readme_commands_on_the_built_project(repro_project: Path) -> None:
     out = run([DVC, "exp", "run", "-S", "evaluate.hardest_k=1"], root, timeout=600).stdout
     assert "Running stage 'gap_report'" in out and "Running stage 'pretrained_model" not in out, out[-3000:]
     assert "hardest_k: 1" in (root / "params.yaml").read_text()
+
+
+def test_taxonomy_edit_makes_every_stage_stale_in_dvc(repro_project: Path) -> None:
+    """The class ids are a code dep of every stage: editing them re-runs the whole chain (then undone)."""
+    root = repro_project
+    taxonomy = root / "sim2real" / "taxonomy.py"
+    original = taxonomy.read_text()
+    try:
+        taxonomy.write_text(original + "\n# edited\n")
+        out = run([DVC, "status", "--json"], root).stdout
+        stale = json.loads(out)
+        from sim2real.stages import STAGES
+
+        for name, stage in STAGES.items():
+            entries = [k for k in stale if k.split("@")[0] == name]
+            assert entries, f"{name} is not stale after a taxonomy edit: {out[:2000]}"
+            for key in entries:
+                changed = json.dumps(stale[key])
+                assert "sim2real/taxonomy.py" in changed, (key, changed)
+    finally:
+        taxonomy.write_text(original)
+    assert_clean(root)

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
 from sim2real.config import Config
 from sim2real.context import StageContext, StepResult, markdown_table
+from sim2real.previews import save_grid
 from sim2real.progress import Progress
 from sim2real.shards import ShardWriter
 from sim2real.synth.generate import generate_scenes
-from sim2real.taxonomy import CAMVID_TRAIN_FREQ, CLASSES, NUM_CLASSES, VOID, class_histogram, colorize
+from sim2real.taxonomy import CAMVID_TRAIN_FREQ, CLASSES, NUM_CLASSES, VOID, class_histogram
 
 # val scenes come from a disjoint seed stream: dataset seed + this offset
 VAL_SEED_OFFSET = 1_000_003
@@ -26,34 +25,6 @@ def split_seed(seed: int, split: str) -> int:
     if split == "val":
         return seed + VAL_SEED_OFFSET
     raise ValueError(f"unknown split {split!r}; choose train or val")
-
-
-def save_grid(path: Path, image_rows: Sequence[np.ndarray], masks: np.ndarray | None = None,
-              titles: Sequence[str] | None = None) -> Path:
-    """Save a PNG grid: one row per image set (k, H, W, 3), then the colourised masks.
-
-    Args:
-        path: output PNG.
-        image_rows: image batches of equal shape, one grid row each.
-        masks: (k, H, W) label masks for a last row (SegNet palette), optional.
-        titles: row labels (drawn at the left edge).
-    """
-    from PIL import Image, ImageDraw
-
-    rows = [np.concatenate(list(r), axis=1) for r in image_rows]
-    if masks is not None:
-        rows.append(np.concatenate([colorize(m) for m in masks], axis=1))
-    grid = Image.fromarray(np.concatenate(rows, axis=0))
-    if titles:
-        draw = ImageDraw.Draw(grid)
-        h = image_rows[0].shape[1]
-        for i, t in enumerate(list(titles) + (["labels"] if masks is not None else [])):
-            draw.text((3, i * h + 2), t, fill=(255, 255, 0))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.png")
-    grid.save(tmp)
-    tmp.replace(path)
-    return path
 
 
 def synthetic_scenes(cfg: Config, ctx: StageContext) -> StepResult:
