@@ -7,8 +7,10 @@ from __future__ import annotations
 import hashlib
 import http.server
 import io
+import subprocess
 import tarfile
 import threading
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +35,26 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             self.send_header("Content-Length", str(len(data) + 1000))
             self.end_headers()
             self.wfile.write(data[: len(data) // 2])
+            self.close_connection = True
+            return
+        if self.path.startswith(("/nolen/", "/lie/", "/stall/")):
+            # /nolen/: no Content-Length, the server closes after 60% of the bytes (the cut is only
+            # visible in the archive itself); /lie/: a Content-Length of 60% that the body matches;
+            # /stall/: headers, a few bytes, then silence
+            kind, _, rel = self.path[1:].partition("/")
+            data = (Path(self.directory) / rel).read_bytes()
+            cut = data[: int(len(data) * 0.6)]
+            self.send_response(200)
+            if kind == "lie":
+                self.send_header("Content-Length", str(len(cut)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            if kind == "stall":
+                self.wfile.write(data[:100])
+                self.wfile.flush()
+                time.sleep(3)
+                return
+            self.wfile.write(cut)
             self.close_connection = True
             return
         super().do_GET()
@@ -184,3 +206,95 @@ def test_cli_fetch_command(tmp_path: Path, toy: tuple[str, Path, bytes]) -> None
     bad = CliRunner().invoke(app, ["fetch", "toy", "--dest", str(tmp_path / "no"), "--url", f"{base}/toy.zip",
                                    "--sha256", "1" * 64])
     assert bad.exit_code == 2 and "sha256 mismatch" in bad.output
+
+
+def make_tar(src: Path, top: str) -> bytes:
+    """An uncompressed tar, members in name order (so a cut drops the later splits)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        for p in sorted(src.rglob("*")):
+            if p.is_file():
+                t.add(p, f"{top}/{p.relative_to(src).as_posix()}")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("kind", ["nolen", "lie"])
+def test_truncated_uncompressed_tar_without_length_fails(tmp_path: Path, server: tuple[str, Path],
+                                                         kind: str) -> None:
+    """Issue 12.1: a cut tar, no Content-Length (or a lying one), no --sha256: an error, nothing installed."""
+    base, served = server
+    src = write_camvid(tmp_path / "src", {"train": 6, "val": 4})
+    (served / "mine.tar").write_bytes(make_tar(src, "mine"))
+    dest = tmp_path / "out" / "mine"
+    before = _existing(dest)
+    with pytest.raises(FetchError, match="corrupt archive|incomplete or invalid"):
+        fetch_dataset("mine", dest=dest, url=f"{base}/{kind}/mine.tar")
+    _assert_untouched(dest, before)
+
+
+def test_tar_cut_at_a_member_boundary_fails(tmp_path: Path, server: tuple[str, Path]) -> None:
+    """The cut falls exactly between two members: tarfile lists fewer members without any error."""
+    base, served = server
+    src = write_camvid(tmp_path / "src", {"train": 3, "val": 2})
+    data = make_tar(src, "mine")
+    with tarfile.open(fileobj=io.BytesIO(data)) as t:
+        members = t.getmembers()
+    cut = members[len(members) // 2].offset  # the header of a middle member: a clean boundary
+    (served / "cut.tar").write_bytes(data[:cut])
+    dest = tmp_path / "out" / "mine"
+    with pytest.raises(FetchError, match="no end-of-archive marker"):
+        fetch_dataset("mine", dest=dest, url=f"{base}/cut.tar")
+    assert not dest.exists() and not leftovers(dest.parent)
+
+
+def test_complete_tar_missing_images_fails_validation(tmp_path: Path, server: tuple[str, Path]) -> None:
+    """A well-formed archive of a partial dataset (masks without images) is refused by the importer check."""
+    base, served = server
+    src = write_camvid(tmp_path / "src", {"train": 3, "val": 2})
+    for p in sorted((src / "val").iterdir()):
+        p.unlink()
+    (src / "val").rmdir()
+    (served / "part.tar").write_bytes(make_tar(src, "mine"))
+    dest = tmp_path / "out" / "mine"
+    with pytest.raises(FetchError, match=r"incomplete or invalid: .*val: folder missing"):
+        fetch_dataset("mine", dest=dest, url=f"{base}/part.tar")
+    assert not dest.exists() and not leftovers(dest.parent)
+
+
+def test_stalled_server_times_out(tmp_path: Path, server: tuple[str, Path]) -> None:
+    base, served = server
+    (served / "s.tar").write_bytes(make_tar(write_camvid(tmp_path / "src", {"val": 2}), "s"))
+    dest = tmp_path / "out" / "s"
+    with pytest.raises(FetchError, match="download failed.*timed out"):
+        fetch_dataset("s", dest=dest, url=f"{base}/stall/s.tar", timeout=0.5)
+    assert not dest.exists() and not leftovers(dest.parent)
+
+
+def test_stale_download_of_a_dead_fetch_is_removed(tmp_path: Path, toy: tuple[str, Path, bytes]) -> None:
+    base, _, data = toy
+    dest = tmp_path / "out" / "toy"
+    dest.parent.mkdir(parents=True)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = dest.parent / f".toy.download-{dead.pid}"
+    stale.write_bytes(b"half an archive")
+    (dest.parent / f".toy.ready-{dead.pid}").mkdir()
+    fetch_dataset("toy", dest=dest, url=f"{base}/toy.zip", sha256=sha(data))
+    assert not leftovers(dest.parent)
+
+
+def test_disk_full_is_reported_as_such(tmp_path: Path, toy: tuple[str, Path, bytes], monkeypatch) -> None:
+    import errno
+
+    base, _, data = toy
+    dest = tmp_path / "out" / "toy"
+    before = _existing(dest)
+
+    def full(*args: object, **kw: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(zipfile.ZipFile, "extractall", full)
+    with pytest.raises(FetchError, match="No space left on device while unpacking") as info:
+        fetch_dataset("toy", dest=dest, url=f"{base}/toy.zip", sha256=sha(data))
+    assert "corrupt" not in str(info.value)
+    _assert_untouched(dest, before)

@@ -5,9 +5,13 @@ For users with internet (nothing in the pipeline downloads at run time). The ste
 2. check the byte count against Content-Length and the sha256 against the expected one;
 3. unpack into a temp folder (zip or tar; paths that escape the folder are refused);
 4. find the dataset root inside (the folder holding the expected sub-folders) and, for known
-   datasets, check a digest of the files' contents;
+   datasets, check a digest of the files' contents; a tar must be complete (every member's bytes and
+   the end-of-archive marker present), and every split must import (images paired with masks, all
+   decodable), since a cut-off uncompressed tar otherwise unpacks quietly as a smaller dataset;
 5. rename it onto `dest` (the old `dest`, if any, survives until that moment).
-Any failure raises `FetchError` and removes the temp files: nothing half-written is left.
+Any failure raises `FetchError` and removes the temp files: nothing half-written is left. Temp
+files of an earlier fetch that was killed (its PID gone) are removed on the next fetch. A full or
+read-only disk is reported as such, never as a corrupt archive.
 
 CamVid comes from the SegNet tutorial repository pinned to a commit. GitHub builds such archives on
 demand and does not promise byte-stable archives, and this project was built offline, so the
@@ -21,8 +25,10 @@ Example:
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.client
+import io
 import json
 import logging
 import os
@@ -36,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sim2real.progress import Progress
-from sim2real.shards import replace_dir, temp_sibling
+from sim2real.shards import _pid_alive, replace_dir, temp_sibling
 
 log = logging.getLogger("sim2real")
 
@@ -124,13 +130,60 @@ def _download(url: str, target: Path, name: str, timeout: float) -> str:
                 bar.close()
     except urllib.error.HTTPError as err:
         raise FetchError(f"{url}: HTTP {err.code} {err.reason}") from None
-    except (urllib.error.URLError, OSError) as err:
+    except OSError as err:
+        _raise_if_disk_error(err, target.parent, f"while downloading {url}")
+        raise FetchError(f"{url}: download failed ({err})") from None
+    except urllib.error.URLError as err:
         raise FetchError(f"{url}: download failed ({err})") from None
     except http.client.HTTPException as err:  # e.g. IncompleteRead: the connection closed early
         raise FetchError(f"{url}: download failed ({type(err).__name__}: {err})") from None
     if total is not None and got != total:
         raise FetchError(f"{url}: incomplete download, got {got} of {total} bytes")
     return h.hexdigest()
+
+
+# write-side failures: the archive is fine, the disk is not (never report these as "corrupt archive")
+_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def _raise_if_disk_error(err: OSError, where: Path, doing: str) -> None:
+    if err.errno in _DISK_ERRNOS:
+        raise FetchError(f"{where}: {os.strerror(err.errno)} {doing}; nothing was written") from None
+
+
+def _remove_stale(dest: Path) -> None:
+    """Temp files of killed fetches into `dest` (`.<name>.download-PID`, `.ready-PID`) whose PID is gone."""
+    for pattern in (f".{dest.name}.download-*", f".{dest.name}.ready-*"):
+        for stale in dest.parent.glob(pattern):
+            pid = stale.name.rsplit("-", 1)[-1]
+            if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+                log.info("fetch: removing %s (left by a killed fetch, pid %s)", stale, pid)
+                if stale.is_dir():
+                    shutil.rmtree(stale, ignore_errors=True)
+                else:
+                    stale.unlink(missing_ok=True)
+
+
+def _check_tar(t: tarfile.TarFile, archive: Path, url: str) -> None:
+    """A complete tar: every member's data present and the end-of-archive marker after the last one.
+
+    `tarfile` stops quietly at a truncated uncompressed tar (fewer members, no error), so a download
+    cut short without Content-Length would otherwise unpack as a smaller dataset.
+    """
+    members = t.getmembers()
+    compressed = not isinstance(t.fileobj, io.BufferedReader)
+    size = archive.stat().st_size
+    for m in members:
+        if not compressed and m.isreg() and m.offset_data + m.size > size:
+            raise FetchError(f"{url}: corrupt archive: truncated tar: member {m.name!r} needs "
+                             f"{m.offset_data + m.size} bytes, the file has {size}")
+    assert t.fileobj is not None
+    t.fileobj.seek(t.offset)
+    marker = t.fileobj.read(2 * tarfile.BLOCKSIZE)
+    if len(marker) < 2 * tarfile.BLOCKSIZE or marker.strip(b"\0"):
+        last = members[-1].name if members else "(none)"
+        raise FetchError(f"{url}: corrupt archive: truncated tar: no end-of-archive marker after "
+                         f"{len(members)} member(s) (last {last!r}); the download was cut short?")
 
 
 def _safe_members(names: list[str], archive: Path) -> None:
@@ -148,6 +201,7 @@ def _unpack(archive: Path, into: Path, url: str) -> None:
                 z.extractall(into)
         elif tarfile.is_tarfile(archive):
             with tarfile.open(archive) as t:
+                _check_tar(t, archive, url)
                 _safe_members(t.getnames(), archive)
                 if hasattr(tarfile, "data_filter"):
                     t.extractall(into, filter="data")
@@ -157,8 +211,37 @@ def _unpack(archive: Path, into: Path, url: str) -> None:
             raise FetchError(f"{url}: corrupt archive: neither a zip nor a tar file (truncated or not an archive?)")
     except FetchError:
         raise
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, ValueError) as err:
+    except OSError as err:
+        _raise_if_disk_error(err, into.parent, f"while unpacking {url}")
         raise FetchError(f"{url}: corrupt archive ({type(err).__name__}: {err})") from None
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, ValueError) as err:
+        raise FetchError(f"{url}: corrupt archive ({type(err).__name__}: {err})") from None
+
+
+def _validate(root: Path, url: str) -> None:
+    """Import every split of the unpacked dataset (tiny resolution) so a partial archive never lands.
+
+    Catches what the archive checks cannot: images without masks (and the reverse), annotation
+    folders without their image folder, unreadable or cut-off image files.
+    """
+    from sim2real.real.importers import available_splits, detect_format, load_split
+    from sim2real.real.validate import DatasetError
+
+    try:
+        fmt = detect_format(root)
+        if fmt == "camvid":
+            for annot in sorted(p for p in root.iterdir() if p.is_dir() and p.name.endswith("annot")):
+                partner = root / annot.name.removesuffix("annot")
+                if not partner.is_dir():
+                    raise DatasetError(f"{partner}: folder missing (its labels {annot.name}/ are there)")
+        splits: list[str | None] = list(available_splits(root, fmt)) or [None]
+        for split in splits:
+            load_split(root, fmt, split, 8, 8)
+    except DatasetError as err:
+        first = str(err).splitlines()[0]
+        detail = str(err).splitlines()[1].strip() if len(str(err).splitlines()) > 1 else ""
+        raise FetchError(f"{url}: the unpacked dataset is incomplete or invalid: {first.rstrip(':')}"
+                         + (f" (first: {detail})" if detail else "") + "; nothing was written") from None
 
 
 def _find_root(base: Path, markers: tuple[str, ...]) -> Path:
@@ -225,7 +308,12 @@ def fetch_dataset(name: str, dest: str | Path | None = None, url: str | None = N
     if expected is not None and (len(expected) != 64 or any(c not in "0123456789abcdef" for c in expected)):
         raise FetchError(f"--sha256 {sha256!r} is not a 64-digit hex sha256")
     dest = Path(dest) if dest is not None else default_dest(name)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        _raise_if_disk_error(err, dest.parent, "creating the destination's folder")
+        raise FetchError(f"{dest.parent}: cannot create the destination's folder ({err})") from None
+    _remove_stale(dest)
     archive = dest.with_name(f".{dest.name}.download-{os.getpid()}")
     staging = temp_sibling(dest)
     ready = dest.with_name(f".{dest.name}.ready-{os.getpid()}")
@@ -245,6 +333,7 @@ def fetch_dataset(name: str, dest: str | Path | None = None, url: str | None = N
             if got != source.content_sha256:
                 raise FetchError(f"{url}: content check failed: files under {list(source.content_folders)} "
                                  f"have digest {got}, expected {source.content_sha256}")
+        _validate(root, url)
         (root / "FETCHED.json").write_text(json.dumps(
             {"name": name, "url": url, "archive_sha256": digest, "sha256_pinned": expected is not None,
              "content_sha256": source.content_sha256, "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
@@ -253,6 +342,9 @@ def fetch_dataset(name: str, dest: str | Path | None = None, url: str | None = N
             shutil.rmtree(ready)
         os.replace(root, ready)
         replace_dir(ready, dest)
+    except OSError as err:
+        _raise_if_disk_error(err, dest.parent, f"while installing {dest}")
+        raise FetchError(f"{dest}: cannot install the fetched dataset ({err}); the old copy is kept") from None
     finally:
         archive.unlink(missing_ok=True)
         shutil.rmtree(staging, ignore_errors=True)
