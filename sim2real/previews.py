@@ -1,9 +1,11 @@
-"""Sample grids written next to a stage's data: images, then their colourised labels."""
+"""Pictures a stage writes next to its data: sample grids (images, then their colourised labels), and
+the headless matplotlib every stage plots with."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -36,3 +38,16 @@ def save_grid(path: Path, image_rows: Sequence[np.ndarray], masks: np.ndarray | 
     grid.save(tmp)
     tmp.replace(path)
     return path
+
+
+def pyplot() -> Any:
+    """`matplotlib.pyplot` on the file-only Agg backend (stages write PNGs and never open a window).
+
+    Imported on first use: matplotlib takes a second to import and most commands never plot.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt

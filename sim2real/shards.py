@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,25 @@ def temp_sibling(final: Path) -> Path:
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     return tmp
+
+
+@contextmanager
+def staged_dir(final: Path) -> Iterator[Path]:
+    """A fresh temp folder next to `final` that replaces `final` atomically when the block ends.
+
+    On any error (Ctrl-C included) the temp folder is removed and `final` keeps its old contents.
+
+    Example:
+        >>> with staged_dir(ctx.stage_dir()) as tmp:
+        ...     (tmp / "report.html").write_text(html)
+    """
+    tmp = temp_sibling(final)
+    try:
+        yield tmp
+        replace_dir(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 class ShardWriter:

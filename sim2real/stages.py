@@ -123,7 +123,7 @@ STAGES: dict[str, Stage] = {
             group="synthetic", upstream=("synthetic_scenes", "augmented_scenes", "real_target"),
             # the keys styling reads: style.method / style.ablation do not change a method's styled set
             params=("project", "style.fda_beta", "style.pda_transform", "style.references", "style.batch_size"),
-            code=("sim2real/style",), matrix="style.ablation",
+            code=("sim2real/style", "sim2real/previews.py"), matrix="style.ablation",
         ),
         Stage(
             "pretrained_model", "sim2real.train.stage:pretrained_model",
@@ -160,8 +160,9 @@ STAGES: dict[str, Stage] = {
                       "real_target", "synthetic_scenes"),
             params=("project", "evaluate", "style.method", "style.ablation", "store"),
             # evaluation loads checkpoints (train/) and styles real images toward the source (style/)
-            code=("sim2real/evaluate", "sim2real/train/models.py", "sim2real/train/checkpoint.py",
-                  "sim2real/train/weights.py", "sim2real/style/methods.py", "sim2real/style/distance.py"),
+            code=("sim2real/evaluate", "sim2real/previews.py", "sim2real/train/models.py",
+                  "sim2real/train/checkpoint.py", "sim2real/train/weights.py", "sim2real/style/methods.py",
+                  "sim2real/style/distance.py"),
             kinds=("duckdb",),
         ),
     ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,16 +19,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sim2real.context import markdown_table
+from sim2real.evaluate.data import REAL_VAL, Evaluator, ImageSet, ModelEntry, Point, baseline_source
+from sim2real.previews import pyplot
 from sim2real.taxonomy import CLASSES, PALETTE, colorize
 
 if TYPE_CHECKING:
-    from sim2real.evaluate.stage import Evaluator, ImageSet, ModelEntry, Point
     from sim2real.evaluate.store import RunRows, Store
 
 __all__ = ["ReportInputs", "write_report", "findings", "findings_markdown", "headline_markdown", "class_table", "class_gap_table",
            "history_rows", "few_shot_rows", "FIGURE_LABELS"]
-
-REAL_VAL = "real/val"
 
 FIGURE_LABELS = {
     "source_only_synthetic_val_miou": "Source-only mIoU on synthetic val",
@@ -137,10 +137,8 @@ def class_table(ev: Evaluator, models: list[ModelEntry], split: str) -> list[dic
 def class_gap_table(ev: Evaluator, models: list[ModelEntry]) -> list[dict]:
     """Where the gap is and what closed it, per class (IoU points): the source-only model's synthetic val
     vs real val, each style method, fine-tuning and the real-only baseline, and the pretraining gain."""
-    from sim2real.evaluate.stage import _own_val
-
     src = {m.style_method: m for m in models if m.kind == "source_only"}
-    base = src.get("none") or next(iter(src.values()), None)
+    base = baseline_source(models)
 
     def iou(ids: list[str], split: str, c: int) -> float | None:
         vals = [ev.results[(i, split, "none")].scores.iou[c] for i in ids if (i, split, "none") in ev.results]
@@ -153,7 +151,7 @@ def class_gap_table(ev: Evaluator, models: list[ModelEntry]) -> list[dict]:
     for c, name in enumerate(CLASSES):
         row: dict[str, Any] = {"class": name}
         if base is not None:
-            syn, real = iou([base.model_id], _own_val(base), c), iou([base.model_id], REAL_VAL, c)
+            syn, real = iou([base.model_id], base.own_val, c), iou([base.model_id], REAL_VAL, c)
             row[f"{base.model_id} synthetic val"] = syn
             row[f"{base.model_id} real val"] = real
             row["domain gap"] = syn - real if syn is not None and real is not None else None
@@ -246,24 +244,15 @@ def few_shot_rows(store: Store, run: RunRows) -> list[dict]:
 # ------------------------------------------------------------------------------------- plots
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _save(fig, path: Path, rect: tuple[float, float, float, float] | None = None) -> None:
     """Lay out, write (PNG, 100 dpi) and close a figure."""
     fig.tight_layout(**({"rect": rect} if rect else {}))
     fig.savefig(path, dpi=100)
-    _plt().close(fig)
+    pyplot().close(fig)
 
 
 def plot_class_iou(rows: list[dict], synth: list[float | None] | None, path: Path, synth_label: str = "") -> None:
-    plt = _plt()
+    plt = pyplot()
     labels = [k for k in rows[0] if k != "class"]
     x = np.arange(len(rows))
     w = 0.8 / max(1, len(labels))
@@ -286,7 +275,7 @@ def plot_class_iou(rows: list[dict], synth: list[float | None] | None, path: Pat
 
 
 def plot_confusion(panels: list[tuple[str, np.ndarray]], path: Path) -> None:
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.6), squeeze=False)
     for ax, (title, cm) in zip(axes[0], panels, strict=True):
         rows = cm.sum(1, keepdims=True)
@@ -307,7 +296,7 @@ def plot_confusion(panels: list[tuple[str, np.ndarray]], path: Path) -> None:
 
 
 def plot_embedding(panels: list[dict], path: Path) -> None:
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.2), squeeze=False)
     colors = {"real": "tab:red", "other": "tab:blue"}
     for ax, panel in zip(axes[0], panels, strict=True):
@@ -323,7 +312,7 @@ def plot_embedding(panels: list[dict], path: Path) -> None:
 
 def plot_hardest(images: np.ndarray, preds: np.ndarray, truths: np.ndarray, captions: list[str],
                  path: Path) -> None:
-    plt = _plt()
+    plt = pyplot()
     k = len(images)
     h, w = images.shape[1:3]
     fig, axes = plt.subplots(k, 3, figsize=(7.5, 2.6 * k * h / w + 0.4), squeeze=False)
@@ -344,7 +333,7 @@ def plot_hardest(images: np.ndarray, preds: np.ndarray, truths: np.ndarray, capt
 
 
 def plot_few_shot(rows: list[dict], path: Path) -> None:
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for kind, color in (("finetuned", "tab:blue"), ("real_only", "tab:orange")):
         pts = [r for r in rows if r["kind"] == kind]
@@ -361,7 +350,7 @@ def plot_few_shot(rows: list[dict], path: Path) -> None:
 
 
 def plot_history(rows: list[dict], path: Path) -> None:
-    plt = _plt()
+    plt = pyplot()
     order = list(dict.fromkeys(r["run_id"] for r in rows))
     fig, ax = plt.subplots(figsize=(7, 3.8))
     for fig_name in ("domain_gap", "source_only_real_miou", "finetuned_miou", "real_only_miou", "remaining_gap"):
@@ -378,7 +367,7 @@ def plot_history(rows: list[dict], path: Path) -> None:
 
 
 def plot_gap_metrics(points: list[Point], fit_rows: list[dict], path: Path) -> list[str]:
-    plt = _plt()
+    plt = pyplot()
     top = [r for r in fit_rows if r["spearman"] is not None][:3]
     if not top:
         return []
@@ -402,12 +391,9 @@ def make_plots(out: Path, inp: ReportInputs) -> dict[str, str]:
     plots: dict[str, str] = {}
     rows = class_table(ev, inp.models, REAL_VAL)
     synth = None
-    src = {m.style_method: m for m in inp.models if m.kind == "source_only"}
-    base = src.get("none") or inp.main_source  # the same model the domain gap is measured on
+    base = baseline_source(inp.models)  # the same model the domain gap is measured on
     if base is not None:
-        from sim2real.evaluate.stage import _own_val
-
-        r = ev.results.get((base.model_id, _own_val(base), "none"))
+        r = ev.results.get((base.model_id, base.own_val, "none"))
         if r is not None:
             synth = [100 * v if np.isfinite(v) else None for v in r.scores.iou]
     plot_class_iou(rows, synth, out / "class_iou.png",
@@ -501,20 +487,14 @@ def findings(inp: ReportInputs) -> list[str]:
 
 def findings_markdown(inp: ReportInputs) -> str:
     """The findings as a markdown list (Dagster metadata, `sim2real run` output)."""
-    import re
-
     return "\n".join("- " + html.unescape(re.sub(r"<b[^>]*>(.*?)</b>", r"**\1**", f)) for f in findings(inp))
 
 
 def _class_findings(inp: ReportInputs) -> list[str]:
-    from sim2real.evaluate.stage import _own_val
-
-    ev, base = inp.evaluator, inp.main_source
-    src = {m.style_method: m for m in inp.models if m.kind == "source_only"}
-    base = src.get("none") or base
+    ev, base = inp.evaluator, baseline_source(inp.models)
     if base is None:
         return []
-    s = ev.results.get((base.model_id, _own_val(base), "none"))
+    s = ev.results.get((base.model_id, base.own_val, "none"))
     r = ev.results.get((base.model_id, REAL_VAL, "none"))
     if s is None or r is None:
         return []

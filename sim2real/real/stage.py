@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from sim2real.context import StageContext, StepResult, markdown_table
 from sim2real.real.fewshot import MIN_FRACTION, class_presence, coverage, select_few_shot
 from sim2real.real.importers import LabelledSet, available_splits, load_split
 from sim2real.real.validate import DatasetError, validate_arrays
-from sim2real.shards import replace_dir, temp_sibling, write_dataset
+from sim2real.shards import staged_dir, write_dataset
 from sim2real.taxonomy import CLASSES, class_histogram
 
 SPLITS = ("train", "few_shot", "val", "test")
@@ -162,19 +161,13 @@ def real_target(cfg: Config, ctx: StageContext) -> StepResult:
         "cross_split_duplicate_images": dup,
     }
 
-    out = ctx.stage_dir()
-    tmp = temp_sibling(out)
-    try:
+    with staged_dir(ctx.stage_dir()) as tmp:
         for split in SPLITS:
             s = splits[split]
             recs = _records(s, split, few_idx if split == "few_shot" else None)
             write_dataset(tmp / split, s.images, s.masks, recs, shard_size=256,
                           extra={"split": split, "source": info["source"]})
         (tmp / "split.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
-        replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return _result(splits, manifest, presence, few_cov, pool_cov, info)
 
 

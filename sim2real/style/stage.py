@@ -10,7 +10,6 @@ between the synthetic images and the real val images (never used for fitting), b
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
@@ -18,8 +17,9 @@ import numpy as np
 
 from sim2real.config import Config
 from sim2real.context import StageContext, StepResult, markdown_table
+from sim2real.previews import pyplot
 from sim2real.progress import Progress
-from sim2real.shards import ShardDataset, ShardWriter, replace_dir, temp_sibling
+from sim2real.shards import ShardDataset, ShardWriter, staged_dir
 from sim2real.style.distance import (
     DISTANCES,
     MAX_IMAGES,
@@ -64,11 +64,7 @@ def _style_split(method: StyleMethod, src: Path, dst: Path, batch_size: int, wha
 
 
 def _plot(path: Path, real: np.ndarray, before: np.ndarray, after: np.ndarray, method: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(10, 2.8), sharey=True)
     x = np.arange(64) * 4 + 2
     hists = {"real val": channel_histograms(real, 64), "synthetic": channel_histograms(before, 64),
@@ -103,10 +99,9 @@ def styled_scenes(cfg: Config, ctx: StageContext) -> StepResult:
     fit_s = time.perf_counter() - t0
 
     out = ctx.stage_dir()
-    tmp = temp_sibling(out)
     metrics: dict[str, float] = {"references": float(len(refs)), "fit_s": round(fit_s, 3)}
     rows = []
-    try:
+    with staged_dir(out) as tmp:
         t1 = time.perf_counter()
         samples = {}
         for split, (stage, sub) in INPUTS.items():
@@ -127,10 +122,6 @@ def styled_scenes(cfg: Config, ctx: StageContext) -> StepResult:
                              "after/before": d1[k] / d0[k] if d0[k] > 0 else float("nan")})
         plot_rel = (out / "colour_histograms.png").relative_to(ctx.root).as_posix()
         _plot(tmp / "colour_histograms.png", real_val, *samples["train"], name)
-        replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     d = {k: (metrics[f"{k}_before"], metrics[f"{k}_after"]) for k in DISTANCES}
     text = (f"Style method {name!r} fitted on {len(refs)} real {cfg.style.references} reference images; "
             f"styled {int(metrics['train_images'])} augmented train and {int(metrics['val_images'])} "

@@ -35,6 +35,7 @@ from sim2real.train.loop import ArrayData, TrainJob, TrainResult, dist_info, tra
 from sim2real.train.models import create_model
 
 log = logging.getLogger("sim2real")
+from sim2real.previews import pyplot
 
 
 # ---------------------------------------------------------------- helpers
@@ -116,11 +117,7 @@ def _finish_run(run_dir: Path, result: TrainResult, budget: dict[str, Any], titl
 
 def plot_curves(histories: dict[str, list[dict[str, float]]], path: Path, title: str = "") -> Path:
     """Training loss and validation mIoU against step, one line per run (e.g. per seed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(10, 3.6))
     for label, hist in histories.items():
         steps = [r["step"] for r in hist if "train/loss" in r]
