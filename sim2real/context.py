@@ -84,10 +84,18 @@ class StepResult:
         return {**self.metrics, **self.timings}
 
     def write(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=1, sort_keys=True, default=float))
-        os.replace(tmp, path)
+        write_json(path, self.to_json())
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write `data` as JSON atomically (a temp file, then a rename): a reader never sees half a file.
+
+    Keys sorted and numpy scalars as floats, so the same data gives the same bytes (and DVC hash).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=float))
+    os.replace(tmp, path)
 
 
 def markdown_table(rows: list[dict[str, Any]], floatfmt: str = ".3g") -> str:

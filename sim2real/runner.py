@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from sim2real.config import Config, load_config
-from sim2real.context import StageContext, StepResult
+from sim2real.context import StageContext, StepResult, write_json
 from sim2real.stages import get_stage
 
 log = logging.getLogger("sim2real")
@@ -50,11 +50,7 @@ def run_stage(name: str, item: str | None = None, root: Path | None = None,
     result.split_timings()
     result.timings["wall_s"] = round(time.perf_counter() - t0, 2)
     result.write(root / stage.summary_file(item))
-    metrics_path = root / stage.metrics_file(item)
-    metrics_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = metrics_path.with_name(metrics_path.name + ".tmp")
-    tmp.write_text(json.dumps(result.all_metrics(), indent=1, sort_keys=True, default=float))
-    os.replace(tmp, metrics_path)
+    write_json(root / stage.metrics_file(item), result.all_metrics())
     log.info("stage %s%s: done in %.1fs", name, f"@{item}" if item else "", result.timings["wall_s"])
     return result
 
