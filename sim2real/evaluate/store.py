@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -247,6 +248,37 @@ class Store:
         self.lock_waits = 0  # how many times this object had to back off (for tests and logs)
 
     # -- opening -------------------------------------------------------------------------------
+    def check_writable(self, min_free_mb: float = 8.0) -> None:
+        """Fail now, in one line, if writing a run would fail later (call it BEFORE the expensive work).
+
+        Checks: the path is a DuckDB file or absent; its folder exists or can be created; a probe file
+        can be written and synced there; an existing store file opens for writing; and the disk has
+        `min_free_mb` free. Reports the first cause ("Read-only file system", "No space left on
+        device", "Not a directory", ...) naming the path. Touches no rows.
+        """
+        self._check_file()
+        parent = self.path.parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            probe = parent / f".{self.path.name}.probe-{os.getpid()}"
+            try:
+                with open(probe, "wb") as f:
+                    f.write(bytes(4096))
+                    f.flush()
+                    os.fsync(f.fileno())
+            finally:
+                probe.unlink(missing_ok=True)
+            if self.path.exists():
+                with open(self.path, "r+b"):
+                    pass
+        except OSError as err:
+            where = err.filename or parent
+            raise StoreError(f"{self.path}: the store is not writable: {err.strerror or err} ({where})") from None
+        free = shutil.disk_usage(parent).free
+        if free < min_free_mb * 2**20:
+            raise StoreError(f"{self.path}: the store is not writable: No space left on device "
+                             f"({free / 2**20:.1f} MiB free in {parent}, need {min_free_mb:.0f} MiB)")
+
     def _check_file(self) -> None:
         if not self.path.exists():
             return
@@ -338,7 +370,7 @@ class Store:
                             [m.version, datetime.now(UTC).replace(tzinfo=None), m.description])
             con.execute("COMMIT")
         except Exception:
-            con.execute("ROLLBACK")
+            _rollback(con)
             raise
 
     # -- writing -------------------------------------------------------------------------------
@@ -364,8 +396,15 @@ class Store:
                         marks = ", ".join("?" for _ in cols)
                         con.executemany(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({marks})", values)
                 con.execute("COMMIT")
-            except Exception:
-                con.execute("ROLLBACK")
+            except duckdb.Error as err:
+                # DuckDB aborts the transaction itself on I/O errors (a full disk): a failing ROLLBACK
+                # must not hide the first cause ("cannot rollback - no transaction is active")
+                _rollback(con)
+                first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                raise StoreError(f"{self.path}: writing run {rows.run_id} failed, its earlier rows are "
+                                 f"kept: {first}") from None
+            except BaseException:
+                _rollback(con)
                 raise
 
     # -- reading -------------------------------------------------------------------------------
@@ -386,6 +425,13 @@ class Store:
         where, params = ("WHERE stage = ?", [stage]) if stage else ("", [])
         rows = self.query(f"SELECT run_id FROM runs {where} ORDER BY created_at DESC LIMIT 1", params)
         return rows[0]["run_id"] if rows else None
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.Error:
+        pass  # no transaction left to roll back
 
 
 def _prepare(table: str, rows: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
