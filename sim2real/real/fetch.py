@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sim2real.progress import Progress
-from sim2real.shards import _pid_alive, replace_dir, temp_sibling
+from sim2real.shards import pid_alive, replace_dir, temp_sibling
 
 log = logging.getLogger("sim2real")
 
@@ -156,7 +156,7 @@ def _remove_stale(dest: Path) -> None:
     for pattern in (f".{dest.name}.download-*", f".{dest.name}.ready-*"):
         for stale in dest.parent.glob(pattern):
             pid = stale.name.rsplit("-", 1)[-1]
-            if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
                 log.info("fetch: removing %s (left by a killed fetch, pid %s)", stale, pid)
                 if stale.is_dir():
                     shutil.rmtree(stale, ignore_errors=True)
