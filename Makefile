@@ -28,6 +28,10 @@ chromium:
 test: install chromium
 	PATH="$(abspath $(BIN)):$$PATH" $(PY) -m pytest -q
 
+# the fast tier: everything but the end-to-end tests that launch processes (dvc, Dagster, Chromium, DDP)
+test-fast: install
+	PATH="$(abspath $(BIN)):$$PATH" $(PY) -m pytest -q -m "not slow and not e2e"
+
 lint: install
 	$(BIN)/ruff check sim2real orchestration tests benchmarks
 

@@ -1,6 +1,7 @@
 """Materialize the whole chain through Dagster in-process (what `sim2real materialize` does)."""
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -12,18 +13,48 @@ def dagster_home(root: Path) -> Path:
     return home
 
 
+@dataclass
+class ChainResult:
+    """The runs `materialize_all` made (the chain, then the label-budget curve), read as one."""
+
+    runs: list[dg.ExecuteInProcessResult]
+
+    @property
+    def success(self) -> bool:
+        return all(r.success for r in self.runs)
+
+    def get_asset_materialization_events(self) -> list:
+        return [e for r in self.runs for e in r.get_asset_materialization_events()]
+
+    def get_asset_check_evaluations(self) -> list:
+        return [c for r in self.runs for c in r.get_asset_check_evaluations()]
+
+
 def materialize_all(root: Path, instance: dg.DagsterInstance | None = None,
-                    tags: dict[str, str] | None = None) -> dg.ExecuteInProcessResult:
-    """One Dagster run over every asset and every ablation partition; raises on failure."""
-    from orchestration.definitions import all_partitions_tags, build_definitions
+                    tags: dict[str, str] | None = None) -> ChainResult:
+    """Every asset and every partition: one run for the chain, one for the label-budget curve.
+
+    Dagster covers one partitions definition per run, so the style ablation and the (N, seed)
+    grid of the curve run one after the other, the same order `dvc repro` takes.
+    """
+    from orchestration.definitions import (
+        CHAIN_SELECTION,
+        LABEL_BUDGET_SELECTION,
+        all_partitions_tags,
+        build_definitions,
+        label_budget_tags,
+    )
     from sim2real.config import load_config
 
     defs = build_definitions(root)
     cfg = load_config(root / "params.yaml")
-    assets = list(defs.assets or [])
-    checks = list(defs.asset_checks or [])
-    run_tags = {**all_partitions_tags(cfg), **(tags or {})}
+    everything = [*(defs.assets or []), *(defs.asset_checks or [])]
     if instance is None:
         os.environ.setdefault("DAGSTER_HOME", str(dagster_home(root)))
         instance = dg.DagsterInstance.get()
-    return dg.materialize([*assets, *checks], instance=instance, tags=run_tags)
+    runs = []
+    for selection, part_tags in ((CHAIN_SELECTION, all_partitions_tags(cfg)),
+                                 (LABEL_BUDGET_SELECTION, label_budget_tags(cfg))):
+        runs.append(dg.materialize(everything, instance=instance, selection=selection,
+                                   tags={**part_tags, **(tags or {})}))
+    return ChainResult(runs)

@@ -27,11 +27,11 @@ def _upstream_deps(stage: Stage) -> list[str]:
 
 def render_stage(stage: Stage) -> dict[str, Any]:
     cmd = f"sim2real run {stage.name}"
-    if stage.matrix:
-        cmd += " --item ${item.value}"
+    if stage.fanned:
+        cmd += f" --item {stage.item_template()}"
     entry: dict[str, Any] = {}
-    if stage.matrix:
-        entry["matrix"] = {"value": f"${{{stage.matrix}}}"}
+    if stage.fanned:
+        entry["matrix"] = {dim: f"${{{key}}}" for dim, key in stage.dims}
     entry["desc"] = stage.description
     entry["cmd"] = cmd
     entry["deps"] = _upstream_deps(stage) + list(stage.code_deps)

@@ -33,6 +33,9 @@ class Stage:
     code: tuple[str, ...] = ()  # the stage's own code (repo paths); `code_deps` adds the shared core
     # matrix over a params list (e.g. "style.ablation"): one stage instance per value
     matrix: str | None = None
+    # matrix over several params lists, ((dimension, params key), ...): one instance per combination,
+    # item "<v1>-<v2>" as DVC names it (label_budget_run@10-0); a Dagster multi-partition
+    grid: tuple[tuple[str, str], ...] = ()
     # for a non-matrix stage that reads one instance of a matrix upstream: {upstream: params key}
     picks: dict[str, str] = field(default_factory=dict)
     kinds: tuple[str, ...] = ("python",)
@@ -62,18 +65,45 @@ class Stage:
         return sorted(set(files))
 
     @property
+    def fanned(self) -> bool:
+        """One stage instance per item (a DVC matrix, Dagster partitions)."""
+        return bool(self.matrix or self.grid)
+
+    @property
+    def dims(self) -> tuple[tuple[str, str], ...]:
+        """(dimension, params key) pairs; a one-key matrix is the dimension `value`."""
+        return self.grid or ((("value", self.matrix),) if self.matrix else ())
+
+    def item_values(self, item: str) -> dict[str, str]:
+        """`"10-0"` -> {"n": "10", "seed": "0"} for a grid; {"value": item} for a matrix."""
+        if not self.grid:
+            return {"value": item}
+        parts = item.split("-")
+        if len(parts) != len(self.grid):
+            raise ValueError(f"stage {self.name}: item {item!r} is not "
+                             + "-".join(f"<{d}>" for d, _ in self.grid))
+        return {d: v for (d, _), v in zip(self.grid, parts, strict=True)}
+
+    @property
     def outs(self) -> tuple[str, ...]:
         return (self.out_dir(),)
 
     def out_dir(self, item: str | None = None) -> str:
         base = f"data/{self.name}"
+        if self.grid:
+            values = self.item_values(item) if item is not None else {d: f"${{item.{d}}}" for d, _ in self.grid}
+            return base + "".join(f"/{d}-{values[d]}" for d, _ in self.grid)
         if self.matrix:
             return f"{base}/{item}" if item is not None else f"{base}/${{item.value}}"
         return base
 
+    def item_template(self) -> str:
+        """The item as DVC interpolates it in `cmd` and paths: `${item.n}-${item.seed}`."""
+        return "-".join(f"${{item.{d}}}" for d, _ in self.dims)
+
     def metrics_file(self, item: str | None = None) -> str:
         """Metrics JSON written next to (not inside) the out, so DVC can show them."""
-        suffix = f"-{item}" if item else ("-${item.value}" if self.matrix else "")
+        suffix = f"-{item}" if item else (f"-{self.item_template()}" if self.fanned else "")
         return f"data/metrics/{self.name}{suffix}.json"
 
     def summary_file(self, item: str | None = None) -> str:
@@ -84,9 +114,11 @@ class Stage:
         return getattr(importlib.import_module(module), fn)
 
     def items(self, cfg: Config) -> list[str]:
-        if not self.matrix:
-            return []
-        return [str(v) for v in cfg.section(self.matrix)]
+        """Every instance's item, in DVC's order (the first dimension varies slowest)."""
+        items = [""]
+        for _, key in self.dims:
+            items = [f"{a}-{v}" if a else str(v) for a in items for v in cfg.section(key)]
+        return items if self.fanned else []
 
 
 # code every stage runs through: validated params, class ids, dataset storage, the stage context
@@ -95,6 +127,9 @@ CORE_CODE = ("sim2real/config", "sim2real/shards.py", "sim2real/taxonomy.py", "s
 DISPLAY_ONLY_CODE = ("sim2real/progress.py",)
 # what training runs: the loop, models, checkpoints, online augmentation (and its preview grid)
 _TRAIN_CODE = ("sim2real/train", "sim2real/augment.py", "sim2real/previews.py")
+# the label-budget runs: training, the N-image draw, scoring on real val and test
+_LABEL_BUDGET_CODE = ("sim2real/label_budget", *_TRAIN_CODE, "sim2real/real/fewshot.py",
+                      "sim2real/evaluate/predict.py", "sim2real/evaluate/metrics.py")
 
 STAGES: dict[str, Stage] = {
     s.name: s
@@ -164,6 +199,31 @@ STAGES: dict[str, Stage] = {
                   "sim2real/train/checkpoint.py", "sim2real/train/weights.py", "sim2real/style/methods.py",
                   "sim2real/style/distance.py"),
             kinds=("duckdb",),
+        ),
+        Stage(
+            "label_budget_run", "sim2real.label_budget.runs:label_budget_run",
+            "One point of the label-budget curve: synthetic + N real images against real-only on the same N, "
+            "same start weights, fair budgets, best on real val, scored on real test.",
+            group="label_budget", upstream=("pretrained_model", "real_target"),
+            # the keys one run reads; label_budget.sizes / seeds only say which runs exist
+            params=("project", "model", "pretrain.steps", "pretrain.lr", "style.method", "real.seed",
+                    "finetune.strategy", "finetune.lr", "finetune.batch_size", "finetune.weight_decay",
+                    "finetune.warmup_frac", "finetune.amp", "finetune.encoder_lr_factor",
+                    "finetune.unfreeze_groups", "finetune.real_only_lr", "evaluate.batch_size",
+                    "label_budget.steps_per_image", "label_budget.min_steps", "label_budget.max_steps",
+                    "label_budget.real_only_steps", "label_budget.evals_per_run", "label_budget.patience"),
+            code=_LABEL_BUDGET_CODE, grid=(("n", "label_budget.sizes"), ("seed", "label_budget.seeds")),
+            picks={"pretrained_model": "style.method"}, kinds=("pytorch", "smp"),
+        ),
+        Stage(
+            "label_budget", "sim2real.label_budget.stage:label_budget",
+            "The label-budget curve: real-test mIoU against N for source-only, real-only and synthetic + N, "
+            "the gain per N with its seed spread, and the labels synthetic data saves.",
+            group="label_budget", upstream=("label_budget_run", "pretrained_model", "real_target"),
+            params=("project", "label_budget.sizes", "label_budget.seeds", "style.method", "evaluate.batch_size",
+                    "store"),
+            code=(*_LABEL_BUDGET_CODE, "sim2real/evaluate/store.py"), picks={"pretrained_model": "style.method"},
+            kinds=("pytorch", "duckdb"), plots=("data/label_budget/curve.png",),
         ),
     ]
 }

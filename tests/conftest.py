@@ -78,3 +78,11 @@ def make_project(dest: Path, profile: str | None = "tiny", dvc: bool = True) -> 
 @pytest.fixture
 def tiny_project(tmp_path: Path) -> Path:
     return make_project(tmp_path / "proj")
+
+
+@pytest.fixture(scope="session")
+def repro_project(tmp_path_factory) -> Path:
+    """The whole chain built once by `dvc repro` on the tiny profile (tests that edit it undo their edit)."""
+    root = make_project(tmp_path_factory.mktemp("repro") / "proj")
+    run([str(BIN / "dvc"), "repro"], root, timeout=900)
+    return root

@@ -16,6 +16,8 @@ import pytest
 from sim2real.stages import STAGES
 from tests.conftest import BIN, env_with_bin, make_project
 
+pytestmark = pytest.mark.e2e  # launches processes: not in `make test-fast`
+
 QUERY = '{"query": "{ assetNodes { assetKey { path } } }"}'
 
 

@@ -5,8 +5,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+
 from orchestration.params_tags import write_overrides
 from tests.conftest import BIN, make_project, run
+
+pytestmark = pytest.mark.e2e  # launches processes: not in `make test-fast`
 
 DVC = str(BIN / "dvc")
 

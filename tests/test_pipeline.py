@@ -10,7 +10,7 @@ import yaml
 
 from tests.conftest import BIN, make_project, run
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.timeout(900), pytest.mark.e2e]
 
 DVC = str(BIN / "dvc")
 
@@ -24,13 +24,6 @@ def lock_hashes(root: Path) -> dict[str, str]:
 def assert_clean(root: Path) -> None:
     out = run([DVC, "status"], root).stdout
     assert "up to date" in out, out
-
-
-@pytest.fixture(scope="module")
-def repro_project(tmp_path_factory) -> Path:
-    root = make_project(tmp_path_factory.mktemp("repro") / "proj")
-    run([DVC, "repro"], root, timeout=900)
-    return root
 
 
 def test_dvc_repro_builds_every_stage(repro_project: Path) -> None:
@@ -74,7 +67,7 @@ def test_dagster_materialize_matches_dvc_repro(repro_project: Path, tmp_path: Pa
     assert result.success
     keys = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert keys == {"synthetic_scenes", "real_target", "augmented_scenes", "styled_scenes", "pretrained_model",
-                    "finetuned_model", "real_only_model", "gap_report"}
+                    "finetuned_model", "real_only_model", "gap_report", "label_budget_run", "label_budget"}
     assert_clean(root)
     out = run([DVC, "repro"], root).stdout
     assert "Running stage" not in out, out
@@ -126,7 +119,7 @@ def test_taxonomy_edit_makes_every_stage_stale_in_dvc(repro_project: Path) -> No
         stale = json.loads(out)
         from sim2real.stages import STAGES
 
-        for name, stage in STAGES.items():
+        for name in STAGES:
             entries = [k for k in stale if k.split("@")[0] == name]
             assert entries, f"{name} is not stale after a taxonomy edit: {out[:2000]}"
             for key in entries:

@@ -9,10 +9,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from test_train_support import make_tiny_root
 
 from sim2real.runner import run_stage
 from sim2real.train.checkpoint import load_model
+
+pytestmark = pytest.mark.e2e  # launches processes: not in `make test-fast`
 
 EXTRA = ["finetune.seeds=[0]", "finetune.real_only_steps=16", "finetune.eval_every=8"]
 

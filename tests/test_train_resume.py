@@ -18,6 +18,8 @@ from test_train_support import make_tiny_root
 from sim2real.runner import run_stage
 from sim2real.train.checkpoint import read_checkpoint
 
+pytestmark = pytest.mark.e2e  # launches processes: not in `make test-fast`
+
 # long enough that the kill lands mid-run: 40 steps, a resume checkpoint every 4
 EXTRA = ["finetune.real_only_steps=40", "finetune.checkpoint_every=4", "finetune.eval_every=20",
          "finetune.seeds=[0]"]

@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import ValidationError, model_validator
 
 from sim2real.config.augment import AugmentConfig
 from sim2real.config.base import Section
 from sim2real.config.evaluate import EvaluateConfig, StoreConfig
+from sim2real.config.label_budget import LabelBudgetConfig
 from sim2real.config.project import ProjectConfig
 from sim2real.config.real import RealConfig
 from sim2real.config.style import StyleConfig
@@ -47,6 +48,29 @@ class Config(Section):
     finetune: FinetuneConfig = FinetuneConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     store: StoreConfig = StoreConfig()
+    label_budget: LabelBudgetConfig = LabelBudgetConfig()
+
+    @model_validator(mode="after")
+    def _fair_real_only_budget(self) -> Config:
+        """A real-only baseline with fewer steps than pretraining + fine-tuning is not a fair comparison."""
+        ft = self.finetune
+        if ft.real_only_steps is not None and ft.real_only_steps < self.pretrain.steps + ft.steps:
+            raise ValueError(
+                f"finetune.real_only_steps={ft.real_only_steps} is below pretrain.steps + finetune.steps "
+                f"({self.pretrain.steps} + {ft.steps}): the real-only baseline must get at least the "
+                "synthetic arm's optimizer steps (null = exactly that)")
+        lb = self.label_budget
+        if lb.real_only_steps is None:
+            return self
+        numeric = [n for n in lb.sizes if n != "all"]
+        worst = lb.max_steps if "all" in lb.sizes else lb.finetune_steps(max(numeric))
+        need = self.pretrain.steps + worst
+        if lb.real_only_steps < need:
+            raise ValueError(
+                f"label_budget.real_only_steps={lb.real_only_steps} is below pretrain.steps + fine-tuning "
+                f"steps at the largest N ({self.pretrain.steps} + {worst} = {need}): the real-only baseline "
+                "must get at least the synthetic arm's optimizer steps (null = exactly that)")
+        return self
 
     def section(self, dotted: str) -> Any:
         """Value at a dotted key, e.g. `cfg.section("pretrain.steps")`."""
@@ -63,7 +87,9 @@ def _format_error(source: str, err: ValidationError) -> str:
     lines = []
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"])
-        if e["type"] == "extra_forbidden":
+        if not key:  # a rule across sections: its message names the keys
+            lines.append(f"{source}: {str(e['msg']).removeprefix('Value error, ')}")
+        elif e["type"] == "extra_forbidden":
             lines.append(f"{source}: unknown key '{key}'")
         else:
             lines.append(f"{source}: key '{key}': {e['msg']} (got {e.get('input')!r})")
