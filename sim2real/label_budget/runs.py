@@ -34,14 +34,14 @@ from sim2real.train import checkpoint as ckpt
 from sim2real.train.loop import ArrayData, train
 from sim2real.train.models import create_model
 from sim2real.train.stage import (
-    _device,
-    _finish_run,
-    _init_info,
-    _job,
-    _load,
-    _prepare_work,
-    _signature,
-    _stage_fingerprint,
+    data_signature,
+    finish_run,
+    init_info,
+    load_set,
+    prepare_work,
+    stage_device,
+    stage_fingerprint,
+    train_job,
 )
 
 ARMS = ("synthetic", "real_only")
@@ -89,7 +89,7 @@ def _arm(arm: str, run_dir: Path, model: Any, job: Any, few: ArrayData, splits: 
     result = train(model, job, few, {"real": splits["val"]}, run_dir, device=device)
     budget = {**budget, f"{arm}_steps": result.steps_done, "best_step": result.best_step,
               "train_s": round(result.train_seconds, 2)}
-    metrics = _finish_run(run_dir, result, budget, title=f"label_budget {arm} {job.name}")
+    metrics = finish_run(run_dir, result, budget, title=f"label_budget {arm} {job.name}")
     best, _ = ckpt.load_model(run_dir / "model.pt", device=device)
     scores = {"arm": arm, **budget, "steps": result.steps_done, "best_step": metrics["best_step"],
               "val": score(best, splits["val"], device, eval_batch),
@@ -110,8 +110,8 @@ def label_budget_run(cfg: Config, ctx: StageContext) -> StepResult:
     """
     lb, ft = cfg.label_budget, cfg.finetune
     real = ctx.stage_dir("real_target")
-    pool = _load(real / "train", "real train pool")
-    splits = {"val": _load(real / "val", "real val split"), "test": _load(real / "test", "real test split")}
+    pool = load_set(real / "train", "real train pool")
+    splits = {"val": load_set(real / "val", "real val split"), "test": load_set(real / "test", "real test split")}
     label, n, seed = parse_item(ctx.item, len(pool))
     few, picks = draw(pool, n, seed, cfg.real.seed)
     source = ctx.stage_dir("pretrained_model", cfg.style.method) / "model.pt"
@@ -122,11 +122,11 @@ def label_budget_run(cfg: Config, ctx: StageContext) -> StepResult:
     pre_steps = max(cfg.pretrain.steps, int(ckpt.read_checkpoint(source).get("budget", {}).get("pretrain_steps", 0)))
     ft_steps = lb.finetune_steps(n)
     ro_steps = lb.real_only_budget(pre_steps, n)
-    inputs = _signature(few, *splits.values())
-    device = _device(cfg, ctx)
+    inputs = data_signature(few, *splits.values())
+    device = stage_device(cfg, ctx)
     out = run_dir(ctx.root, label, seed)
     run_keys = lb.model_dump(exclude={"sizes", "seeds"})  # other sizes and seeds never touch this run
-    work = _prepare_work(out, _stage_fingerprint(
+    work = prepare_work(out, stage_fingerprint(
         cfg, ["model", "finetune"], {"inputs": inputs, "source": pre_sha, "n": n, "seed": seed,
                                      "pretrain_lr": cfg.pretrain.lr, "label_budget": run_keys}))
     budget = {"n": n, "n_label": label, "seed": seed, "pretrain_steps": pre_steps,
@@ -138,15 +138,15 @@ def label_budget_run(cfg: Config, ctx: StageContext) -> StepResult:
             "checkpoint_step": int(info["step"]), "pretrained_init": info["init"]}
     common = dict(seed=seed, inputs=inputs, hflip=True, eval_every=lb.eval_every(ft_steps), patience=lb.patience,
                   checkpoint_every=0)
-    syn_job = _job(cfg, "finetune", name=f"synthetic+{n} seed {seed}", stage="label_budget_run", init=init,
+    syn_job = train_job(cfg, "finetune", name=f"synthetic+{n} seed {seed}", stage="label_budget_run", init=init,
                    steps=ft_steps, strategy=ft.strategy, encoder_lr_factor=ft.encoder_lr_factor,
                    unfreeze_groups=ft.unfreeze_groups, **common)
     syn = _arm("synthetic", work / "synthetic", model, syn_job, few, splits, device,
                {**budget, "total_steps": pre_steps + ft_steps}, cfg.evaluate.batch_size)
 
     base = create_model(cfg.model)  # bit-identical to pretraining's start weights
-    ro_job = _job(cfg, "finetune", name=f"real-only {n} seed {seed}", stage="label_budget_run",
-                  init=_init_info(cfg, base), steps=ro_steps, lr=ft.real_only_lr or cfg.pretrain.lr,
+    ro_job = train_job(cfg, "finetune", name=f"real-only {n} seed {seed}", stage="label_budget_run",
+                  init=init_info(cfg, base), steps=ro_steps, lr=ft.real_only_lr or cfg.pretrain.lr,
                   strategy="full", **{**common, "eval_every": lb.eval_every(ro_steps)})
     ro = _arm("real_only", work / "real_only", base, ro_job, few, splits, device,
               {**budget, "total_steps": ro_steps}, cfg.evaluate.batch_size)
