@@ -130,6 +130,8 @@ def evaluate(
     mapping: Annotated[Path | None, typer.Option(help="label mapping file for a plain folder")] = None,
     fmt: Annotated[str | None, typer.Option("--format", help="camvid | cityscapes | folder (default: guess)")] = None,
     store: Annotated[Path | None, typer.Option(help="DuckDB file (default: store.path)")] = None,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="skip unreadable/invalid files instead of "
+                                                              "failing (they are counted in the run)")] = False,
 ) -> None:
     """Evaluate any checkpoint on any labelled folder; rows go to the store."""
     from sim2real.evaluate.cli import evaluate_main
@@ -137,7 +139,7 @@ def evaluate(
     _setup_logging()
     try:
         typer.echo(evaluate_main(checkpoint=checkpoint, root=root, split=split, mapping=mapping,
-                                 fmt=fmt, store=store))
+                                 fmt=fmt, store=store, skip_bad=skip_bad))
     except (ConfigError, FileNotFoundError, ValueError) as err:
         _fail(str(err))
 

@@ -8,7 +8,7 @@ import os
 import time
 from pathlib import Path
 
-from sim2real.config import Config, load_config
+from sim2real.config import Config, ConfigError, load_config
 from sim2real.context import StageContext, StepResult, write_json
 from sim2real.stages import get_stage
 
@@ -27,6 +27,32 @@ def setup_threads(cfg: Config) -> int:
     return n
 
 
+def check_input_size(cfg: Config, root: Path, upstream: tuple[str, ...]) -> None:
+    """Refuse a working resolution other than that of the upstream datasets already on disk.
+
+    `sim2real run STAGE -S project.image_height=64` on one stage, with its inputs made at 32x48, would
+    otherwise train or evaluate at a silent mix of sizes. Raises ConfigError naming the key(s), the
+    input folder and both sizes.
+    """
+    want = (cfg.project.image_height, cfg.project.image_width)
+    for up in upstream:
+        base = root / "data" / up
+        found = next(iter(sorted(base.glob("*/index.json")) or sorted(base.glob("*/*/index.json"))), None)
+        if found is None:
+            continue
+        try:
+            meta = json.loads(found.read_text())
+            got = (int(meta["height"]), int(meta["width"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # a broken index is reported, by name, by the stage that reads it
+        if got != want:
+            keys = [f"project.{k}={w}" for k, w, g in zip(("image_height", "image_width"), want, got, strict=True)
+                    if w != g]
+            raise ConfigError(f"{', '.join(keys)}: the working size {want[0]}x{want[1]} differs from the "
+                              f"input {found.parent.relative_to(root)} ({got[0]}x{got[1]}); re-run the upstream "
+                              f"stages at that size (`dvc repro`) or drop the override")
+
+
 def run_stage(name: str, item: str | None = None, root: Path | None = None,
               cfg: Config | None = None, overrides: list[str] | None = None) -> StepResult:
     from sim2real.context import repo_root
@@ -42,6 +68,7 @@ def run_stage(name: str, item: str | None = None, root: Path | None = None,
             raise ValueError(f"stage {name}: --item {item!r} is not in {stage.matrix} = {items}")
     elif item is not None:
         raise ValueError(f"stage {name} has no matrix; --item is not accepted")
+    check_input_size(cfg, root, stage.upstream)
     setup_threads(cfg)
     ctx = StageContext(root=root, stage=name, item=item)
     t0 = time.perf_counter()

@@ -173,13 +173,35 @@ class ShardDataset:
         index_path = self.root / "index.json"
         if not index_path.exists():
             raise ShardFormatError(f"{self.root}: not a dataset folder (no index.json); run its stage first")
-        self.index: dict[str, Any] = json.loads(index_path.read_text())
-        if self.index.get("format") != FORMAT:
-            raise ShardFormatError(f"{index_path}: unknown format {self.index.get('format')!r}")
-        self._images = [np.load(self.root / s["images"], mmap_mode="r") for s in self.index["shards"]]
-        self._masks = [np.load(self.root / s["masks"], mmap_mode="r") for s in self.index["shards"]]
-        self._offsets = np.cumsum([0] + [s["count"] for s in self.index["shards"]])
+        try:
+            self.index: dict[str, Any] = json.loads(index_path.read_text())
+        except (ValueError, UnicodeDecodeError) as err:
+            raise ShardFormatError(f"{index_path}: broken index (not valid JSON: {err}); re-run its stage") from None
+        if not isinstance(self.index, dict) or self.index.get("format") != FORMAT:
+            found = self.index.get("format") if isinstance(self.index, dict) else type(self.index).__name__
+            raise ShardFormatError(f"{index_path}: unknown format {found!r}")
+        try:
+            shards = [(s["images"], s["masks"], int(s["count"])) for s in self.index["shards"]]
+            int(self.index["count"]), int(self.index["height"]), int(self.index["width"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise ShardFormatError(f"{index_path}: broken index (missing or bad entry {err}); re-run its stage") from None
+        self._images = [self._open(name, count) for name, _, count in shards]
+        self._masks = [self._open(name, count) for _, name, count in shards]
+        self._offsets = np.cumsum([0] + [count for _, _, count in shards])
         self._records: list[dict] | None = None
+
+    def _open(self, name: str, count: int) -> np.ndarray:
+        """Memory-map one shard file; a truncated or foreign file is an error naming it."""
+        path = self.root / name
+        try:
+            arr = np.load(path, mmap_mode="r")
+        except FileNotFoundError:
+            raise ShardFormatError(f"{path}: shard file missing (listed in {self.root / 'index.json'})") from None
+        except (ValueError, OSError, EOFError) as err:
+            raise ShardFormatError(f"{path}: unreadable or truncated shard file ({err})") from None
+        if len(arr) != count:
+            raise ShardFormatError(f"{path}: holds {len(arr)} samples, index.json says {count}")
+        return arr
 
     def __len__(self) -> int:
         return int(self.index["count"])

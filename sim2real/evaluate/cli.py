@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 
-from sim2real.config import Config, load_config
+from sim2real.config import Config, ConfigError, load_config
 from sim2real.context import markdown_table, repo_root
 from sim2real.evaluate.data import file_sha
 from sim2real.evaluate.report import headline_pivot
-from sim2real.evaluate.store import RunRows, Store, git_revision, resolve_store_path
+from sim2real.evaluate.store import ENV_STORE, RunRows, Store, git_revision, resolve_store_path
 
 __all__ = ["gap_main", "evaluate_main"]
 
@@ -30,7 +31,12 @@ def _config(root: Path) -> Config:
 
 def _store(explicit: Path | None) -> Store:
     root = repo_root()
-    cfg = _config(root)
+    try:
+        cfg = _config(root)
+    except ConfigError:
+        if explicit is None and not os.environ.get(ENV_STORE):
+            raise  # the store path itself comes from params.yaml
+        cfg = Config()  # reading a named store needs nothing from a broken params.yaml
     return Store(resolve_store_path(cfg.store.path, root, explicit), cfg.store.lock_timeout_s)
 
 
@@ -42,7 +48,8 @@ def gap_main(store: Path | None, run_id: str | None) -> str:
         run_id: a run id (default: the newest run).
     """
     st = _store(store)
-    rid = run_id or st.latest_run()
+    # the latest gap report: a later `sim2real evaluate` run (one checkpoint, no headline) is not "the gap"
+    rid = run_id or st.latest_run(stage="gap_report") or st.latest_run()
     if rid is None:
         raise ValueError(f"{st.path}: the store holds no runs yet")
     runs = st.query("SELECT * FROM runs WHERE run_id = ?", [rid])
@@ -70,7 +77,7 @@ def gap_main(store: Path | None, run_id: str | None) -> str:
 
 
 def evaluate_main(checkpoint: Path, root: Path, split: str | None, mapping: Path | None, fmt: str | None,
-                  store: Path | None) -> str:
+                  store: Path | None, skip_bad: bool = False) -> str:
     """Evaluate a checkpoint on a labelled folder at its working resolution; rows go to the store.
 
     Args:
@@ -80,6 +87,7 @@ def evaluate_main(checkpoint: Path, root: Path, split: str | None, mapping: Path
         mapping: label mapping file (source id -> class) for folder-style data.
         fmt: camvid | cityscapes | folder (None: detected from the folder).
         store: DuckDB file (default: SIM2REAL_STORE, else params `store.path`).
+        skip_bad: skip unreadable or invalid image/mask files (counted in the run's note) instead of failing.
 
     Returns:
         A text summary: mIoU, pixel accuracy, per-class IoU, run id.
@@ -90,6 +98,7 @@ def evaluate_main(checkpoint: Path, root: Path, split: str | None, mapping: Path
     from sim2real.evaluate.hard_samples import hard_sample_rows, rank_by_loss
     from sim2real.evaluate.predict import evaluate_model
     from sim2real.real.importers import detect_format, load_split
+    from sim2real.real.validate import DatasetError
     from sim2real.train.checkpoint import CheckpointError, load_model
 
     checkpoint, root = Path(checkpoint), Path(root)
@@ -98,7 +107,7 @@ def evaluate_main(checkpoint: Path, root: Path, split: str | None, mapping: Path
     here = repo_root()
     cfg = _config(here)
     st = Store(resolve_store_path(cfg.store.path, here, store), cfg.store.lock_timeout_s)
-    st._check_file()  # a bad store path fails before minutes of evaluation, not after
+    st.check_writable()  # a bad or unwritable store fails before minutes of evaluation, not after
     device = "cuda" if torch.cuda.is_available() and cfg.project.device != "cpu" else "cpu"
     try:
         model, info = load_model(checkpoint, device=device)
@@ -108,7 +117,10 @@ def evaluate_main(checkpoint: Path, root: Path, split: str | None, mapping: Path
     height = int(proj.get("image_height", cfg.project.image_height))
     width = int(proj.get("image_width", cfg.project.image_width))
     fmt = fmt or detect_format(root)
-    data = load_split(root, fmt, split, height, width, mapping=mapping)
+    try:
+        data = load_split(root, fmt, split, height, width, mapping=mapping, skip_bad=skip_bad)
+    except DatasetError as err:  # the importer's hint names the stage param; here it is a flag
+        raise DatasetError(str(err).replace("set real.skip_bad=true", "pass --skip-bad")) from None
     result = evaluate_model(model, data.images, data.masks, device, cfg.evaluate.batch_size)
     split_name = f"{fmt}:{split or 'default'}"
     sha = file_sha(checkpoint)

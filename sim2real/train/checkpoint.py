@@ -47,6 +47,19 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path}: checkpoint not found")
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder, not a checkpoint file")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as err:
+        raise CheckpointError(f"{path}: cannot read the checkpoint ({err.strerror or err})") from None
+    # torch.save writes a zip archive (PK..); the legacy format is a pickle (protocol byte 0x80).
+    # Anything else (text, CSV, dvc.lock, random bytes) would reach the unpickler and fail with
+    # KeyError / IndexError, so name it here.
+    if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):
+        kind = "empty file" if not head else "text" if _looks_like_text(path) else "unknown binary data"
+        raise CheckpointError(f"{path}: not a torch checkpoint ({kind}; expected a file written by torch.save)")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
@@ -54,12 +67,23 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(
             f"{path}: refused: the file holds a pickle payload beyond tensors and plain values, "
             f"which weights-only loading will not execute ({first})") from None
-    except (RuntimeError, EOFError, ValueError) as err:
-        raise CheckpointError(f"{path}: not a readable torch checkpoint ({err})") from None
+    except Exception as err:  # noqa: BLE001 - any other failure of a damaged file: one named error
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise CheckpointError(f"{path}: not a readable torch checkpoint ({type(err).__name__}: {first})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
         raise CheckpointError(f"{path}: not a sim2real checkpoint (format {found!r}, expected {FORMAT!r})")
     return state
+
+
+def _looks_like_text(path: Path) -> bool:
+    with open(path, "rb") as f:
+        block = f.read(4096)
+    try:
+        block.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def rng_state() -> dict[str, Any]:
