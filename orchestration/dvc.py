@@ -2,12 +2,14 @@
 
 Every materialization goes through DVC, so `dvc.lock` always records what Dagster produced and
 `dvc status` stays clean. DVC takes a repository lock; two `dvc` processes at once fail, so callers
-are serialised (Dagster pool `dvc_repo`) and a lock collision is retried with backoff.
+are serialised (Dagster pool `dvc_repo`) and a lock collision (a `dvc` started by hand, or
+another Dagster run) is retried with backoff; see `run_dvc`.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -36,9 +38,49 @@ def dvc_env(root: Path | None = None) -> dict[str, str]:
     return env
 
 
+# DVC's two ways of saying "another dvc process holds this": the repository lock (no PID in the
+# message; `.dvc/tmp/lock` holds it) and the rwlock on a stage's deps/outs ("... is busy, it is being
+# blocked by:\n  (PID 123): dvc repro ..."). Both are retried; neither is a failure of the stage.
+_LOCKED = "Unable to acquire lock"
+_BUSY = re.compile(r"is busy, it is being blocked by:\s*\(PID (\d+)\):?\s*([^\n]*)")
+
+
+def _is_lock_collision(out: str) -> bool:
+    return _LOCKED in out or _BUSY.search(out) is not None
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    return raw.replace(b"\0", b" ").decode(errors="replace").strip()
+
+
+def lock_holder(out: str, root: Path) -> str:
+    """`PID n (command)` of the process holding the DVC lock, from DVC's message or `.dvc/tmp/lock`."""
+    m = _BUSY.search(out)
+    if m:
+        return f"PID {m.group(1)} ({m.group(2).strip() or _cmdline(int(m.group(1))) or 'unknown command'})"
+    try:
+        pid = (root / ".dvc" / "tmp" / "lock").read_text().strip()
+    except OSError:
+        pid = ""
+    if pid.isdigit():
+        return f"PID {pid} ({_cmdline(int(pid)) or 'not running any more: remove .dvc/tmp/lock'})"
+    return "another dvc process"
+
+
 def run_dvc(args: list[str], root: Path, log: Callable[[str], None] = print,
             retries: int = 6, backoff_s: float = 2.0) -> str:
-    """Run `dvc ARGS` in `root`, streaming its output to `log`; retry when the repo lock is held."""
+    """Run `dvc ARGS` in `root`, streaming its output to `log`.
+
+    While another dvc process holds the repository ("Unable to acquire lock") or a stage's files
+    ("... is busy, it is being blocked by: (PID ...)"), retry with exponential backoff
+    (`backoff_s`, doubling, `retries` times); when the wait runs out, raise a one-line `DvcError`
+    naming the other process.
+    """
+    waited = 0.0
     for attempt in range(retries + 1):
         proc = subprocess.Popen([dvc_executable(), *args], cwd=root, env=dvc_env(root), text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=1)
@@ -53,11 +95,16 @@ def run_dvc(args: list[str], root: Path, log: Callable[[str], None] = print,
         out = "\n".join(lines)
         if rc == 0:
             return out
-        if attempt < retries and "Unable to acquire lock" in out:
-            wait = backoff_s * (2**attempt)
-            log(f"DVC repository is locked by another process; retrying in {wait:.0f}s")
-            time.sleep(wait)
-            continue
+        if _is_lock_collision(out):
+            holder = lock_holder(out, root)
+            if attempt < retries:
+                wait = backoff_s * (2**attempt)
+                log(f"DVC repository {root} is busy ({holder}); retrying in {wait:.0f}s")
+                time.sleep(wait)
+                waited += wait
+                continue
+            raise DvcError(f"`dvc {' '.join(args)}`: the DVC repository {root} is busy: {holder} still holds "
+                           f"it after {waited:.0f}s of retries; let it finish (or stop it) and run again")
         raise DvcError(f"`dvc {' '.join(args)}` failed with exit code {rc}:\n{out[-4000:]}")
     raise AssertionError("unreachable")
 

@@ -17,6 +17,7 @@ import errno
 import hashlib
 import os
 import shutil
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,10 +25,11 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from typer.testing import CliRunner
 
 from sim2real.cli import app
-from tests.conftest import REPO, make_project
+from tests.conftest import BIN, REPO, make_project
 from tests.test_real_import import write_camvid
 
 STORE = "data/store/sim2real.duckdb"
@@ -344,3 +346,114 @@ def test_evaluate_skip_bad_then_gap_shows_the_latest_gap_report(project: Path) -
     assert code == 0 and "(1 skipped)" in output, output
     code, output = invoke(["gap"])
     assert code == 0 and output.startswith("run earlier (gap_report") and "headline" in output, output
+
+
+# ------------------------------------------------------------------------------------------ processes
+def _dvc_repo(root: Path) -> Path:
+    """`root` as its own git + DVC repository (the project's .dvcignore included)."""
+    from tests.conftest import run
+
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / ".dvcignore", root / ".dvcignore")
+    run(["git", "init", "-q"], root)
+    run([str(BIN / "dvc"), "init", "-q"], root)
+    run([str(BIN / "dvc"), "config", "core.analytics", "false"], root)
+    return root
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")  # a zombie has stopped writing
+
+
+def _wait(cond: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.1)
+
+
+def test_dvc_lock_collision_is_retried_then_named(tmp_path: Path) -> None:
+    """Issue 12.3: DVC's '... is busy, it is being blocked by: (PID n)' is retried; when the wait runs
+    out the error is one line naming the other process; with enough patience the second run lands."""
+    from orchestration.dvc import DvcError, run_dvc
+
+    root = _dvc_repo(tmp_path / "repo")
+    (root / "dvc.yaml").write_text("stages:\n  slow:\n    cmd: sleep 8 && echo done > out.txt\n    outs: [out.txt]\n")
+    env = dict(os.environ, DVC_NO_ANALYTICS="1")
+    first = subprocess.Popen([str(BIN / "dvc"), "repro", "-f", "slow"], cwd=root, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        rwlock = root / ".dvc" / "tmp" / "rwlock"
+        _wait(lambda: rwlock.exists() and "slow" in rwlock.read_text(), 30, "the first dvc to take its lock")
+        logged: list[str] = []
+        with pytest.raises(DvcError) as info:
+            run_dvc(["repro", "-f", "slow"], root, log=logged.append, retries=1, backoff_s=0.2)
+        msg = str(info.value)
+        assert "\n" not in msg and f"PID {first.pid}" in msg and "repro -f slow" in msg, msg
+        assert any("retrying in" in line for line in logged)
+        out = run_dvc(["repro", "-f", "slow"], root, log=logged.append, retries=6, backoff_s=0.5)
+        assert "Running stage 'slow'" in out
+    finally:
+        first.kill()
+        first.wait()
+
+
+def test_partial_work_folders_never_touch_dvc_status(tmp_path: Path) -> None:
+    """Issue 12.2: a leftover `.<item>.partial` (and its lock) inside a folder another stage depends on."""
+    from tests.conftest import run
+
+    root = _dvc_repo(tmp_path / "repo")
+    (root / "dvc.yaml").write_text(
+        "stages:\n"
+        "  a:\n    cmd: mkdir -p data/a/x && echo 1 > data/a/x/f\n    outs: [data/a/x]\n"
+        "  b:\n    cmd: ls data/a > b.txt\n    deps: [data/a]\n    outs: [b.txt]\n")
+    run([str(BIN / "dvc"), "repro", "-q"], root)
+    (root / "data" / "a" / ".y.partial").mkdir()
+    (root / "data" / "a" / ".y.partial" / "last.pt").write_bytes(b"half a checkpoint")
+    (root / "data" / "a" / ".y.partial.lock").write_text("123\n")
+    (root / "data" / "a" / ".x.tmp-99").mkdir()
+    status = run([str(BIN / "dvc"), "status"], root).stdout
+    assert "up to date" in status, status
+
+
+def test_killed_dvc_takes_its_stage_along_and_a_second_writer_is_refused(base: Path, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 12.2: SIGKILL of `dvc repro` alone stops the training child; while it ran, a second writer
+    of the same work folder was refused naming the folder and the PID; the lock is free afterwards."""
+    import fcntl
+
+    from tests.conftest import env_with_bin, run
+
+    root = tmp_path / "proj"
+    shutil.copytree(base, root, symlinks=True)
+    run(["git", "init", "-q"], root)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["finetune"]["real_only_steps"] = 100000  # trains until killed
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    lock = root / "data" / ".real_only_model.partial.lock"
+    dvc = subprocess.Popen([str(BIN / "dvc"), "repro", "-s", "real_only_model"], cwd=root, env=env_with_bin(),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait(lambda: lock.exists() and lock.read_text().strip().isdigit(), 90, "the stage to lock its work folder")
+        stage_pid = int(lock.read_text())
+        assert stage_pid != dvc.pid and _alive(stage_pid)
+        monkeypatch.setenv("SIM2REAL_ROOT", str(root))
+        code, output = invoke(["run", "real_only_model"])
+        assert code == 2, output
+        assert f"{root / 'data' / '.real_only_model.partial'}: work folder in use by another process (PID " \
+               f"{stage_pid})" in output, output
+        dvc.kill()  # the dvc process alone, as a CI timeout does
+        dvc.wait()
+        _wait(lambda: not _alive(stage_pid), 10, f"the orphaned stage {stage_pid} to stop")
+    finally:
+        if dvc.poll() is None:
+            dvc.kill()
+            dvc.wait()
+    with open(lock) as f:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free again: the next run may resume
+    assert not (root / "data" / "real_only_model").exists()

@@ -16,11 +16,17 @@ Example:
 
 from __future__ import annotations
 
+import ctypes
+import fcntl
 import hashlib
 import json
 import logging
 import os
 import shutil
+import signal
+import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -73,12 +79,107 @@ def _work_dir(out: Path) -> Path:
     return out.with_name(f".{out.name}.partial")
 
 
+class WorkFolderBusy(ValueError):
+    """Another live process holds a stage's work folder (e.g. an orphan of a killed `dvc repro`)."""
+
+
+_LOCKS: dict[Path, int] = {}  # lock file -> open fd (flock is held while the fd stays open)
+_GUARD_STARTED = False
+PR_SET_PDEATHSIG = 1
+SHELLS = {"sh", "dash", "bash", "zsh", "fish", "ksh"}
+
+
+def _proc_ppid(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def _proc_comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def die_with_parent() -> None:
+    """Stop this process when the process that started it dies (a SIGKILLed `dvc repro`, a CI timeout).
+
+    DVC starts each stage command through a shell and, killed itself, leaves the command running without
+    its lock. Under DVC (env DVC_STAGE set; SIM2REAL_DIE_WITH_PARENT=1/0 forces it on/off) this asks
+    the kernel for SIGTERM when the parent dies (prctl PR_SET_PDEATHSIG) and starts a watchdog thread
+    that also notices a shell in between losing its own parent. Linux only; elsewhere the work-folder
+    lock (`lock_work`) still keeps a second writer out.
+    """
+    global _GUARD_STARTED
+    wanted = os.environ.get("SIM2REAL_DIE_WITH_PARENT")
+    enabled = wanted == "1" or (wanted is None and "DVC_STAGE" in os.environ)
+    if _GUARD_STARTED or not enabled or not sys.platform.startswith("linux"):
+        return
+    _GUARD_STARTED = True
+    parent = os.getppid()
+    if parent <= 1:
+        return  # started by init or a container entrypoint: nothing to follow
+    grand = _proc_ppid(parent) if _proc_comm(parent) in SHELLS else None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):  # pragma: no cover - no prctl: the watchdog alone
+        pass
+
+    def gone() -> bool:
+        return os.getppid() != parent or (grand is not None and _proc_ppid(parent) != grand)
+
+    def watch() -> None:
+        while True:
+            if gone():
+                log.error("parent process %d is gone (killed?); stopping so that no orphan keeps writing "
+                          "into the work folder", parent)
+                logging.shutdown()
+                os._exit(143)
+            time.sleep(0.5)
+
+    if gone():  # died before prctl took effect
+        os._exit(143)
+    threading.Thread(target=watch, name="sim2real-parent-watchdog", daemon=True).start()
+
+
+def lock_work(work: Path) -> Path:
+    """Hold an exclusive lock (fcntl.flock) on `<work>.lock` for the life of this process.
+
+    The lock file sits next to the work folder, not in it, so the final rename of the work folder onto
+    the out never carries it along. A second writer (another `sim2real run`, or a new `dvc repro` while
+    an orphan of a killed one still trains) is refused at once with `WorkFolderBusy` naming the folder
+    and the PID holding it. The kernel drops the lock when the holder dies, however it dies.
+    """
+    lock = work.with_name(work.name + ".lock")
+    if lock in _LOCKS:
+        return lock
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise WorkFolderBusy(f"{work}: work folder in use by another process (PID {holder}); wait for it "
+                             f"to finish or stop it, then run again") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    _LOCKS[lock] = fd
+    return lock
+
+
 def _prepare_work(out: Path, fingerprint: str) -> Path:
-    """The stable work folder; cleared when it was left by a run with other params or data."""
+    """The stable work folder, locked by this process; cleared when left by a run with other params or data."""
     work = _work_dir(out)
     stamp = work / "fingerprint.txt"
     rank, _ = dist_info()
+    die_with_parent()
     if rank == 0:
+        lock_work(work)
         if work.exists() and (not stamp.exists() or stamp.read_text() != fingerprint):
             shutil.rmtree(work)
         work.mkdir(parents=True, exist_ok=True)
@@ -280,6 +381,7 @@ def finetuned_model(cfg: Config, ctx: StageContext) -> StepResult:
     if not source.exists():
         raise FileNotFoundError(f"{source}: pretrained checkpoint not found; run "
                                 f"`sim2real run pretrained_model --item {cfg.style.method}` first")
+    pre_state = ckpt.read_checkpoint(source)  # an unreadable upstream file fails first, by name
     few, vals = _real_sets(ctx)
     mix = None
     if ft.synthetic_mix > 0:
