@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import math
@@ -33,7 +34,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sim2real.taxonomy import VOID
+from sim2real.progress import Progress
+from sim2real.shards import ShardDataset
+from sim2real.taxonomy import CLASSES, VOID
 from sim2real.train import checkpoint as ckpt
 from sim2real.train.metrics import evaluate, miou, per_class_iou
 from sim2real.train.models import normalize, to_float
@@ -63,8 +66,6 @@ class ArrayData:
     @classmethod
     def load(cls, folder: str | Path) -> ArrayData:
         """Read a shard folder (sim2real.shards) fully into memory."""
-        from sim2real.shards import ShardDataset
-
         ds = ShardDataset(folder)
         if len(ds) == 0:
             raise ValueError(f"{folder}: dataset is empty")
@@ -101,8 +102,6 @@ class TrainJob:
 
     def fingerprint(self) -> str:
         """Identity of the run: a resume checkpoint from a different job is never picked up."""
-        import hashlib
-
         blob = json.dumps(asdict(self), sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -184,7 +183,7 @@ def _files_only_live(live_dir: Path) -> Any:
     (experiment names from git, dvc.yaml edits, and `dvc init` of a git repo that has no DVC) is skipped;
     it also costs a second per run.
     """
-    from dvclive import Live
+    from dvclive import Live  # ~1 s to import: only runs that log metrics pay it
 
     class FilesOnlyLive(Live):
         def _init_dvc(self) -> None:
@@ -250,6 +249,193 @@ def one_cycle(optimizer: torch.optim.Optimizer, max_lr: list[float], steps: int,
     return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=steps, pct_start=pct)
 
 
+# ---------------------------------------------------------------- the loop's state (= the resume checkpoint)
+@dataclass
+class LoopState:
+    """Everything a run has done so far; `save`/`load` write and read it as the resume checkpoint `last.pt`.
+
+    The model, optimizer, schedule and scaler are live objects (their state dicts go into the file); the
+    RNG state is the process's own. Weights and progress restore exactly, so a resumed run continues
+    as if it had never stopped.
+    """
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    step: int = 0  # optimizer steps done
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_metric: float = -math.inf
+    best_step: int = 0
+    bad_evals: int = 0  # validations since the last improvement (early stopping)
+
+    def save(self, path: Path, job: TrainJob) -> None:
+        ckpt.save_checkpoint(path, {
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "step": self.step,
+            "rng": ckpt.rng_state(), "params": job.params, "stage": job.stage, "init": job.init,
+            "history": self.history, "best_metric": self.best_metric, "best_step": self.best_step,
+            "bad_evals": self.bad_evals, "fingerprint": job.fingerprint(), "job": asdict(job)})
+
+    def load(self, path: Path, job: TrainJob) -> bool:
+        """Restore from `path` when it was written by this same job (fingerprint); False otherwise."""
+        state = ckpt.read_checkpoint(path)
+        if state.get("fingerprint") != job.fingerprint():
+            return False
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        ckpt.set_rng_state(state["rng"])
+        self.step, self.history = int(state["step"]), list(state["history"])
+        self.best_metric, self.best_step = float(state["best_metric"]), int(state["best_step"])
+        self.bad_evals = int(state["bad_evals"])
+        return True
+
+
+def save_best(path: Path, model: nn.Module, job: TrainJob, step: int, metrics: dict[str, float]) -> None:
+    """The selected weights (what the stage publishes as model.pt): no optimizer, no RNG."""
+    ckpt.save_checkpoint(path, {
+        "model": model.state_dict(), "step": step, "params": job.params, "stage": job.stage,
+        "init": job.init, "metrics": metrics, "fingerprint": job.fingerprint()})
+
+
+# ---------------------------------------------------------------- setup
+@dataclass
+class Batches:
+    """The samples of each step: the global batch (a function of seed and step), this rank's share,
+    the synthetic mix, online augmentation or flips, normalized and on the device."""
+
+    data: ArrayData
+    n_real: int
+    seed: int
+    device: str
+    rank: int = 0
+    world: int = 1
+    mix: ArrayData | None = None
+    n_mix: int = 0
+    augment: Augment | None = None
+    flip: bool = False  # random horizontal flips when there is no `augment`
+    channels_last: bool = False
+
+    def __call__(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        # global batch of this step, then this rank's share (identical data to one process)
+        idx = batch_indices(len(self.data), self.n_real, self.seed, step)[self.rank::self.world]
+        x, y = to_float(self.data.images[idx], self.device), torch.as_tensor(self.data.masks[idx], device=self.device)
+        if self.n_mix:
+            assert self.mix is not None
+            midx = batch_indices(len(self.mix), self.n_mix, self.seed, step, stream=1)[self.rank::self.world]
+            mx = to_float(self.mix.images[midx], self.device)
+            my = torch.as_tensor(self.mix.masks[midx], device=self.device)
+            if self.augment is not None:
+                mx, my = self.augment(mx, my.long())
+            x, y = torch.cat([x, mx]), torch.cat([y.long(), my.long()])
+        elif self.augment is not None:
+            x, y = self.augment(x, y.long())
+        if self.augment is None and self.flip:
+            x, y = hflip(x, y)
+        x, y = normalize(x), y.long()
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, y
+
+
+def batch_split(job: TrainJob, mix_data: ArrayData | None, world: int) -> tuple[int, int]:
+    """(real, synthetic) samples per global batch."""
+    if job.batch_size % world:
+        raise ValueError(f"batch_size {job.batch_size} must divide by the {world} DDP ranks")
+    n_mix = int(round(job.batch_size * job.synthetic_mix)) if mix_data is not None else 0
+    if job.batch_size - n_mix < world:
+        raise ValueError(f"synthetic_mix {job.synthetic_mix} leaves no real samples in a batch of {job.batch_size}")
+    return job.batch_size - n_mix, n_mix
+
+
+def amp_dtype(job: TrainJob, device: str) -> torch.dtype | None:
+    """Mixed precision on CUDA (`job.amp`); full precision on the CPU."""
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(job.amp) if str(device).startswith("cuda") else None
+
+
+def autocast(dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    return torch.autocast("cuda", dtype=dtype) if dtype else contextlib.nullcontext()
+
+
+def prepare(model: nn.Module, job: TrainJob, device: str, world: int) -> tuple[LoopState, nn.Module, Strategy]:
+    """Strategy, optimizer, schedule and scaler around `model` on `device`; the net to call (DDP-wrapped
+    across ranks). Returns the fresh loop state, the net and the strategy."""
+    cuda = str(device).startswith("cuda")
+    strategy = get_strategy(job.strategy, steps=job.steps, encoder_lr_factor=job.encoder_lr_factor,
+                            unfreeze_groups=job.unfreeze_groups)
+    strategy.prepare(model, seed=job.seed)
+    model.to(device)
+    if cuda:
+        model.to(memory_format=torch.channels_last)
+    groups = strategy.param_groups(model, job.lr)
+    optimizer = torch.optim.AdamW(groups, lr=job.lr, weight_decay=job.weight_decay)
+    scheduler = one_cycle(optimizer, [g["lr"] for g in groups], job.steps, job.warmup_frac)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype(job, device) == torch.float16)
+    net: nn.Module = model
+    if world > 1:
+        # frozen parts change over time (gradual) -> let DDP tolerate parameters without gradients
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[torch.device(device).index] if cuda else None,
+            find_unused_parameters=job.strategy != "full" and job.strategy != "discriminative")
+    return LoopState(model, optimizer, scheduler, scaler), net, strategy
+
+
+# ---------------------------------------------------------------- one step, one validation
+def train_step(net: nn.Module, state: LoopState, strategy: Strategy, batches: Batches, step: int,
+               dtype: torch.dtype | None) -> tuple[float, float]:
+    """One optimizer step on the batch of `step`; returns (loss averaged over ranks, lr used)."""
+    state.model.train()
+    strategy.apply(state.model, step)
+    seed_step(batches.seed, step, batches.rank)
+    x, y = batches(step)
+    with autocast(dtype):
+        logits = net(x)
+    if (y != VOID).any():
+        loss = F.cross_entropy(logits.float(), y, ignore_index=VOID)
+    else:  # an all-void batch: no signal, but keep DDP's collective calls in step
+        loss = logits.float().sum() * 0.0
+    state.optimizer.zero_grad(set_to_none=True)
+    state.scaler.scale(loss).backward()
+    state.scaler.step(state.optimizer)
+    state.scaler.update()
+    lr = state.optimizer.param_groups[-1]["lr"]
+    state.scheduler.step()
+    return _all_mean(loss, batches.world), lr
+
+
+def validate(model: nn.Module, val_sets: dict[str, ArrayData], select: str | None, batch_size: int, device: str,
+             dtype: torch.dtype | None) -> dict[str, float]:
+    """mIoU on every validation set, and per-class IoU on the one that selects (`val/<name>_iou/<class>`)."""
+    model.eval()
+    out: dict[str, float] = {}
+    with autocast(dtype):
+        for name, data in val_sets.items():
+            cm = evaluate(model, data.images, data.masks, device, batch_size,
+                          channels_last=str(device).startswith("cuda"))
+            out[f"val/{name}_miou"] = miou(cm)
+            if name == select:
+                for cls_name, iou in zip(CLASSES, per_class_iou(cm), strict=True):
+                    if np.isfinite(iou):
+                        out[f"val/{name}_iou/{cls_name}"] = float(iou)
+    return out
+
+
+def validate_and_select(state: LoopState, job: TrainJob, val_sets: dict[str, ArrayData], select: str,
+                        metrics_log: MetricsLog, best_path: Path, device: str, dtype: torch.dtype | None) -> bool:
+    """Validate at `state.step`, keep the weights when `select`'s mIoU improved; True = stop early."""
+    vals = validate(state.model, val_sets, select, job.eval_batch_size, device, dtype)
+    metrics_log.add({"step": state.step, **{k: v for k, v in vals.items() if "_iou/" not in k}})
+    score = vals[f"val/{select}_miou"]
+    if score > state.best_metric:
+        state.best_metric, state.best_step, state.bad_evals = score, state.step, 0
+        save_best(best_path, state.model, job, state.step, {"best_metric": score, **vals})
+    else:
+        state.bad_evals += 1
+    return job.patience > 0 and state.bad_evals >= job.patience
+
+
 # ---------------------------------------------------------------- the loop
 def train(
     model: nn.Module,
@@ -283,187 +469,80 @@ def train(
     Returns:
         A `TrainResult` (best metric and step, full history, budgets).
     """
-    from sim2real.progress import Progress
-
     work_dir = Path(work_dir)
     rank, world = dist_info()
     is_main = rank == 0
-    cuda = str(device).startswith("cuda")
-    if job.batch_size % world:
-        raise ValueError(f"batch_size {job.batch_size} must divide by the {world} DDP ranks")
-    n_mix = int(round(job.batch_size * job.synthetic_mix)) if mix_data is not None else 0
-    n_real = job.batch_size - n_mix
-    if n_real < world:
-        raise ValueError(f"synthetic_mix {job.synthetic_mix} leaves no real samples in a batch of {job.batch_size}")
-
-    # ---- model, strategy, optimizer, schedule
-    strategy: Strategy = get_strategy(job.strategy, steps=job.steps, encoder_lr_factor=job.encoder_lr_factor,
-                                      unfreeze_groups=job.unfreeze_groups)
-    strategy.prepare(model, seed=job.seed)
-    model.to(device)
-    if cuda:
-        model.to(memory_format=torch.channels_last)
-    groups = strategy.param_groups(model, job.lr)
-    optimizer = torch.optim.AdamW(groups, lr=job.lr, weight_decay=job.weight_decay)
-    scheduler = one_cycle(optimizer, [g["lr"] for g in groups], job.steps, job.warmup_frac)
-    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(job.amp) if cuda else None
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
-    net: nn.Module = model
-    if world > 1:
-        # frozen parts change over time (gradual) -> let DDP tolerate parameters without gradients
-        net = nn.parallel.DistributedDataParallel(
-            model, device_ids=[torch.device(device).index] if cuda else None,
-            find_unused_parameters=job.strategy != "full" and job.strategy != "discriminative")
-
-    # ---- resume
-    fingerprint = job.fingerprint()
+    n_real, n_mix = batch_split(job, mix_data, world)
+    state, net, strategy = prepare(model, job, device, world)
+    batches = Batches(train_data, n_real, job.seed, device, rank, world, mix_data, n_mix, augment, job.hflip,
+                      channels_last=str(device).startswith("cuda"))
+    dtype = amp_dtype(job, device)
     last_path, best_path = work_dir / "last.pt", work_dir / "best.pt"
-    start, history = 0, []
-    best_metric, best_step, bad_evals = -math.inf, 0, 0
     if last_path.exists():
-        state = ckpt.read_checkpoint(last_path)
-        if state.get("fingerprint") == fingerprint:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            scaler.load_state_dict(state["scaler"])
-            ckpt.set_rng_state(state["rng"])
-            start, history = int(state["step"]), list(state["history"])
-            best_metric, best_step, bad_evals = float(state["best_metric"]), int(state["best_step"]), int(
-                state["bad_evals"])
-            if is_main:
-                log.info("%s: resuming from %s at step %d", job.name, last_path, start)
+        resumed = state.load(last_path, job)
+        if is_main and resumed:
+            log.info("%s: resuming from %s at step %d", job.name, last_path, state.step)
         elif is_main:
             log.info("%s: ignoring %s (another job)", job.name, last_path)
-    metrics_log = MetricsLog(work_dir / "dvclive" if (live and is_main) else None, history)
+    start = state.step
+    metrics_log = MetricsLog(work_dir / "dvclive" if (live and is_main) else None, state.history)
     select = job.select if job.select in val_sets else next(iter(val_sets), None)
     ckpt_every = job.checkpoint_every or job.eval_every
-
-    def save_last(step: int) -> None:
-        ckpt.save_checkpoint(last_path, {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "step": step,
-            "rng": ckpt.rng_state(), "params": job.params, "stage": job.stage, "init": job.init,
-            "history": metrics_log.history, "best_metric": best_metric, "best_step": best_step,
-            "bad_evals": bad_evals, "fingerprint": fingerprint, "job": asdict(job)})
-
-    def save_best(step: int, metrics: dict[str, float]) -> None:
-        ckpt.save_checkpoint(best_path, {
-            "model": model.state_dict(), "step": step, "params": job.params, "stage": job.stage,
-            "init": job.init, "metrics": metrics, "fingerprint": fingerprint})
-
-    def validate(step: int) -> dict[str, float]:
-        model.eval()
-        out: dict[str, float] = {}
-        autocast = torch.autocast("cuda", dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
-        with autocast:
-            for name, data in val_sets.items():
-                cm = evaluate(model, data.images, data.masks, device, job.eval_batch_size, channels_last=cuda)
-                out[f"val/{name}_miou"] = miou(cm)
-                if name == select:
-                    for cls_name, iou in zip(_class_names(), per_class_iou(cm), strict=True):
-                        if np.isfinite(iou):
-                            out[f"val/{name}_iou/{cls_name}"] = float(iou)
-        return out
-
-    # ---- steps
     bar = Progress(total=job.steps, desc=job.name, unit="step") if (progress and is_main) else None
     if bar is not None and start:
         bar.update(start)
-    t_train, img_s = 0.0, 0.0
-    stop = False
-    step = start
+    t_train, img_s, stop = 0.0, 0.0, False
     for step in range(start, job.steps):
         t0 = time.perf_counter()
-        model.train()
-        strategy.apply(model, step)
-        seed_step(job.seed, step, rank)
-        # global batch of this step, then this rank's share (identical data to one process)
-        idx = batch_indices(len(train_data), n_real, job.seed, step)[rank::world]
-        x, y = to_float(train_data.images[idx], device), torch.as_tensor(train_data.masks[idx], device=device)
-        if n_mix:
-            midx = batch_indices(len(mix_data), n_mix, job.seed, step, stream=1)[rank::world]
-            mx, my = to_float(mix_data.images[midx], device), torch.as_tensor(mix_data.masks[midx], device=device)
-            if augment is not None:
-                mx, my = augment(mx, my.long())
-            x, y = torch.cat([x, mx]), torch.cat([y.long(), my.long()])
-        elif augment is not None:
-            x, y = augment(x, y.long())
-        if augment is None and job.hflip:
-            x, y = hflip(x, y)
-        x, y = normalize(x), y.long()
-        if cuda:
-            x = x.contiguous(memory_format=torch.channels_last)
-        autocast = torch.autocast("cuda", dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
-        with autocast:
-            logits = net(x)
-        if (y != VOID).any():
-            loss = F.cross_entropy(logits.float(), y, ignore_index=VOID)
-        else:  # an all-void batch: no signal, but keep DDP's collective calls in step
-            loss = logits.float().sum() * 0.0
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        lr = optimizer.param_groups[-1]["lr"]
-        scheduler.step()
-        loss_value = _all_mean(loss, world)
+        loss, lr = train_step(net, state, strategy, batches, step, dtype)
         dt = time.perf_counter() - t0
         t_train += dt
         img_s = job.batch_size / dt if img_s == 0 else 0.9 * img_s + 0.1 * job.batch_size / dt
-        done = step + 1
-        rec = {"step": done, "train/loss": loss_value, "train/lr": lr, "train/images_per_s": img_s}
+        state.step = done = step + 1
         if is_main:
-            metrics_log.add(rec, summary=False)
+            metrics_log.add({"step": done, "train/loss": loss, "train/lr": lr, "train/images_per_s": img_s},
+                            summary=False)
         if bar is not None:
-            bar.set(loss=loss_value, lr=lr, img_s=img_s)
+            bar.set(loss=loss, lr=lr, img_s=img_s)
             bar.update(1)
-
-        # ---- validation and selection (rank 0), checkpoints
         if done % job.eval_every == 0 or done == job.steps:
             if is_main and val_sets:
-                vals = validate(done)
-                metrics_log.add({"step": done, **{k: v for k, v in vals.items() if "_iou/" not in k}})
-                score = vals[f"val/{select}_miou"]
-                if score > best_metric:
-                    best_metric, best_step, bad_evals = score, done, 0
-                    save_best(done, {"best_metric": score, **vals})
-                else:
-                    bad_evals += 1
-                stop = job.patience > 0 and bad_evals >= job.patience
+                stop = validate_and_select(state, job, val_sets, select, metrics_log, best_path, device, dtype)
             stop = _broadcast_flag(stop, world, device)
-        if is_main and (done % ckpt_every == 0 or done == job.steps or stop):
-            save_last(done)
+        paused = stop_at is not None and stop_at <= done < job.steps
+        if is_main and (done % ckpt_every == 0 or done == job.steps or stop or paused):
+            state.save(last_path, job)
         if world > 1 and (done % ckpt_every == 0):
             torch.distributed.barrier()
-        if stop_at is not None and done >= stop_at and done < job.steps:
-            if is_main:
-                save_last(done)
+        if paused:
             break
         if stop:
-            log.info("%s: early stop at step %d (best %.4f at %d)", job.name, done, best_metric, best_step)
+            log.info("%s: early stop at step %d (best %.4f at %d)", job.name, done, state.best_metric,
+                     state.best_step)
             break
     else:
-        done = max(start, job.steps)
+        state.step = max(start, job.steps)
     if bar is not None:
         bar.close()
-    if is_main and not val_sets and (not best_path.exists() or start < job.steps):
-        save_best(done, {})  # nothing to select on: the last weights are the result
-        best_step = done
-    if is_main:
+    return finish(state, job, work_dir, metrics_log, bool(val_sets), start, n_real, n_mix, t_train)
+
+
+def finish(state: LoopState, job: TrainJob, work_dir: Path, metrics_log: MetricsLog, selected: bool, start: int,
+           n_real: int, n_mix: int, t_train: float) -> TrainResult:
+    """Last weights as the result when nothing selects, history.json, and the run's figures."""
+    rank, world = dist_info()
+    done, best_path = state.step, work_dir / "best.pt"
+    if rank == 0 and not selected and (not best_path.exists() or start < job.steps):
+        save_best(best_path, state.model, job, done, {})  # nothing to select on: the last weights are the result
+        state.best_step = done
+    if rank == 0:
         metrics_log.close()
         (work_dir / "history.json").write_text(json.dumps(metrics_log.history))
     if world > 1:
         torch.distributed.barrier()
     per_img = n_real / job.batch_size
     return TrainResult(
-        best_metric=best_metric if val_sets else float("nan"), best_step=best_step, steps_done=done,
-        history=metrics_log.history if is_main else [], best_path=best_path,
+        best_metric=state.best_metric if selected else float("nan"), best_step=state.best_step, steps_done=done,
+        history=metrics_log.history if rank == 0 else [], best_path=best_path,
         images_seen=done * job.batch_size, real_images_seen=int(done * job.batch_size * per_img),
         synthetic_images_seen=done * n_mix, train_seconds=t_train, resumed_from=start)
-
-
-def _class_names() -> tuple[str, ...]:
-    from sim2real.taxonomy import CLASSES
-
-    return CLASSES
