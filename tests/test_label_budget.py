@@ -133,6 +133,11 @@ def test_quick_label_budget_end_to_end_and_one_n_reruns_alone(repro_project: Pat
                                                ("real_only", 2), ("real_only", 12)}
     assert all(0 <= m <= 100 for *_, m in rows)
 
+    page = (out / "report.html").read_text()
+    assert "curve.png" in page and "labels saved" in page
+    shown = run([str(BIN / "sim2real"), "gap"], root).stdout
+    assert "label-budget curve" in shown and "synthetic + N" in shown, shown
+
     params = root / "params.yaml"
     original = params.read_text()
     try:

@@ -10,6 +10,7 @@ source-only model (`pretrained_model/<style.method>`, N = 0) on the same real va
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import shutil
 from pathlib import Path
@@ -188,6 +189,30 @@ def store_rows(runs: list[dict[str, Any]], src: dict[str, Any], summaries: dict[
     return {"label_budget": rows, "headline": headline}
 
 
+def _html_rows(rows: list[dict[str, Any]]) -> str:
+    cols = list(rows[0]) if rows else []
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in cols)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(r.get(c, '')))}</td>" for c in cols) + "</tr>"
+                   for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def render_html(test: dict[str, Any], budgets: list[dict[str, Any]], saved: str) -> str:
+    """A standalone page: the curve on real test (and val), the table, labels saved, the budgets."""
+    style = ("body{font-family:sans-serif;max-width:980px;margin:2em auto;color:#222}"
+             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
+             "text-align:right}img{max-width:100%}")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>sim2real label-budget curve</title>"
+            f"<style>{style}</style></head><body><h1>What synthetic data buys: the label-budget curve</h1>"
+            f"<p><b>{html.escape(saved)}</b></p><img src='curve.png' alt='label-budget curve on real test'>"
+            f"<h2>mIoU points on real test (never used for selection)</h2>{_html_rows(table_rows(test))}"
+            f"<h2>Budgets (optimizer steps)</h2>{_html_rows(budgets)}"
+            "<p>Both arms start from the same weights, train on the same N images and keep their best "
+            "checkpoint on real val; real-only gets at least the synthetic arm's total steps.</p>"
+            "<h2>The same curve on real val (selection split)</h2>"
+            "<img src='curve_val.png' alt='label-budget curve on real val'></body></html>")
+
+
 def headline_metrics(summaries: dict[str, dict[str, Any]]) -> dict[str, float]:
     """The few numbers DVC shows (`dvc metrics show`), in mIoU points; per-N figures are in curve.json.
 
@@ -227,6 +252,7 @@ def label_budget(cfg: Config, ctx: StageContext) -> StepResult:
                 f"{table}\n\n{saved_text(test['labels_saved'])}\n\n### Budgets (optimizer steps)\n\n"
                 f"{markdown_table(budget_rows(runs))}\n")
         (tmp / "curve.md").write_text(text)
+        (tmp / "report.html").write_text(render_html(test, budgets, saved_text(test["labels_saved"])))
         doc = {split: {"source_only": vars(s["source_only"]), "synthetic": [vars(p) for p in s["synthetic"]],
                        "real_only": [vars(p) for p in s["real_only"]], "gains": s["gains"],
                        "labels_saved": {**vars(s["labels_saved"]), "saved": s["labels_saved"].saved,
@@ -242,7 +268,7 @@ def label_budget(cfg: Config, ctx: StageContext) -> StepResult:
             run={"run_id": run_id, "stage": "label_budget", "git_rev": git_revision(ctx.root),
                  "params_hash": params_hash(cfg), "params_json": json.dumps(cfg.to_dict(), sort_keys=True),
                  "target": cfg.real.source, "image_height": cfg.project.image_height,
-                 "image_width": cfg.project.image_width, "note": saved_text(test["labels_saved"])},
+                 "image_width": cfg.project.image_width, "note": ""},
             tables=tables))
         replace_dir(tmp, out)
     except BaseException:
