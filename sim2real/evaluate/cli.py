@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,6 +21,9 @@ from sim2real.context import markdown_table, repo_root
 from sim2real.evaluate.data import file_sha
 from sim2real.evaluate.report import headline_pivot
 from sim2real.evaluate.store import ENV_STORE, RunRows, Store, git_revision, resolve_store_path
+
+if TYPE_CHECKING:
+    from sim2real.evaluate.predict import EvalResult
 
 __all__ = ["gap_main", "evaluate_main"]
 
@@ -132,7 +136,6 @@ def evaluate_main(checkpoint: Path, root: Path, split: str | None, mapping: Path
     props = {**image_properties(data.images, data.masks), "loss": result.losses, "miou": result.image_miou,
              "pixel_accuracy": result.image_accuracy}
     hard = rank_by_loss(result.losses, min(cfg.evaluate.hardest_k, len(data)))
-    init = info.get("init")
     rows = RunRows(
         run={"run_id": run_id, "stage": "evaluate", "git_rev": git_revision(here),
              "params_hash": hashlib.sha256(json.dumps(info.get("params", {}), sort_keys=True, default=str)
@@ -140,23 +143,34 @@ def evaluate_main(checkpoint: Path, root: Path, split: str | None, mapping: Path
              "params_json": json.dumps(info.get("params", {}), sort_keys=True, default=str),
              "target": f"{fmt}:{root.resolve()}", "image_height": height, "image_width": width,
              "note": f"{len(data.skipped)} file(s) skipped" if data.skipped else ""},
-        tables={"models": [{"model_id": model_id, "kind": "checkpoint",
-                            "style_method": info.get("params", {}).get("style", {}).get("method"),
-                            "seed": None, "few_shot": None, "steps": int(info.get("step", 0)),
-                            "total_steps": int(info.get("total_steps", info.get("step", 0))),
-                            "init": init if isinstance(init, str) else json.dumps(init, default=str),
-                            "checkpoint": str(checkpoint.resolve()), "checkpoint_sha": sha}],
+        tables={"models": [_checkpoint_row(model_id, checkpoint, sha, info)],
                 "metrics": [{**keys, **r} for r in result.metric_rows()],
                 "class_iou": [{**keys, **r} for r in result.scores.class_rows()],
                 "hard_samples": [{"model_id": model_id, "split": split_name, **r}
                                  for r in hard_sample_rows(hard, data.names, props)]})
     st.write_run(rows)
+    head = (f"{checkpoint} on {root} [{split_name}] at {height}x{width}: {len(data)} images"
+            + (f" ({len(data.skipped)} skipped)" if data.skipped else ""))
+    return _summary(head, result, f"stored as run {run_id} in {st.path}")
+
+
+def _checkpoint_row(model_id: str, checkpoint: Path, sha: str, info: dict[str, Any]) -> dict[str, Any]:
+    """The `models` row of a checkpoint evaluated on its own (no chain: no seed, no N)."""
+    init = info.get("init")
+    return {"model_id": model_id, "kind": "checkpoint",
+            "style_method": info.get("params", {}).get("style", {}).get("method"),
+            "seed": None, "few_shot": None, "steps": int(info.get("step", 0)),
+            "total_steps": int(info.get("total_steps", info.get("step", 0))),
+            "init": init if isinstance(init, str) else json.dumps(init, default=str),
+            "checkpoint": str(checkpoint.resolve()), "checkpoint_sha": sha}
+
+
+def _summary(head: str, result: EvalResult, tail: str) -> str:
+    """mIoU, pixel accuracy, loss and the per-class IoU table, between a head and a tail line."""
     s = result.scores
     classes = [{"class": r["class_name"], "IoU %": 100 * r["iou"] if r["iou"] is not None else None,
                 "present": "yes" if r["present"] else "absent"} for r in s.class_rows()]
-    lines = [f"{checkpoint} on {root} [{split_name}] at {height}x{width}: {len(data)} images"
-             + (f" ({len(data.skipped)} skipped)" if data.skipped else ""),
-             f"mIoU {100 * s.miou:.2f}  pixel accuracy {100 * s.pixel_accuracy:.2f}  "
-             f"mean loss {result.mean_loss:.3f}  ({int(np.isfinite(s.iou).sum())} classes present)",
-             "", markdown_table(classes, ".1f"), "", f"stored as run {run_id} in {st.path}"]
+    lines = [head, f"mIoU {100 * s.miou:.2f}  pixel accuracy {100 * s.pixel_accuracy:.2f}  "
+                   f"mean loss {result.mean_loss:.3f}  ({int(np.isfinite(s.iou).sum())} classes present)",
+             "", markdown_table(classes, ".1f"), "", tail]
     return "\n".join(lines)

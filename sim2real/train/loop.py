@@ -318,6 +318,15 @@ class Batches:
     flip: bool = False  # random horizontal flips when there is no `augment`
     channels_last: bool = False
 
+    @classmethod
+    def for_job(cls, job: TrainJob, data: ArrayData, device: str, mix: ArrayData | None = None,
+                augment: Augment | None = None) -> Batches:
+        """This process's batches of `job` (its DDP rank's share of each global batch)."""
+        rank, world = dist_info()
+        n_real, n_mix = batch_split(job, mix, world)
+        return cls(data, n_real, job.seed, device, rank, world, mix, n_mix, augment, job.hflip,
+                   channels_last=str(device).startswith("cuda"))
+
     def __call__(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         # global batch of this step, then this rank's share (identical data to one process)
         idx = batch_indices(len(self.data), self.n_real, self.seed, step)[self.rank::self.world]
@@ -436,6 +445,24 @@ def validate_and_select(state: LoopState, job: TrainJob, val_sets: dict[str, Arr
     return job.patience > 0 and state.bad_evals >= job.patience
 
 
+def resume(state: LoopState, job: TrainJob, last_path: Path, log_it: bool = True) -> int:
+    """Continue from `last_path` when this job wrote it; returns the step the run starts at."""
+    if last_path.exists():
+        if state.load(last_path, job):
+            if log_it:
+                log.info("%s: resuming from %s at step %d", job.name, last_path, state.step)
+        elif log_it:
+            log.info("%s: ignoring %s (another job)", job.name, last_path)
+    return state.step
+
+
+def progress_bar(job: TrainJob, start: int) -> Progress:
+    bar = Progress(total=job.steps, desc=job.name, unit="step")
+    if start:
+        bar.update(start)
+    return bar
+
+
 # ---------------------------------------------------------------- the loop
 def train(
     model: nn.Module,
@@ -472,25 +499,15 @@ def train(
     work_dir = Path(work_dir)
     rank, world = dist_info()
     is_main = rank == 0
-    n_real, n_mix = batch_split(job, mix_data, world)
+    batches = Batches.for_job(job, train_data, device, mix_data, augment)
     state, net, strategy = prepare(model, job, device, world)
-    batches = Batches(train_data, n_real, job.seed, device, rank, world, mix_data, n_mix, augment, job.hflip,
-                      channels_last=str(device).startswith("cuda"))
     dtype = amp_dtype(job, device)
     last_path, best_path = work_dir / "last.pt", work_dir / "best.pt"
-    if last_path.exists():
-        resumed = state.load(last_path, job)
-        if is_main and resumed:
-            log.info("%s: resuming from %s at step %d", job.name, last_path, state.step)
-        elif is_main:
-            log.info("%s: ignoring %s (another job)", job.name, last_path)
-    start = state.step
+    start = resume(state, job, last_path, log_it=is_main)
     metrics_log = MetricsLog(work_dir / "dvclive" if (live and is_main) else None, state.history)
     select = job.select if job.select in val_sets else next(iter(val_sets), None)
     ckpt_every = job.checkpoint_every or job.eval_every
-    bar = Progress(total=job.steps, desc=job.name, unit="step") if (progress and is_main) else None
-    if bar is not None and start:
-        bar.update(start)
+    bar = progress_bar(job, start) if (progress and is_main) else None
     t_train, img_s, stop = 0.0, 0.0, False
     for step in range(start, job.steps):
         t0 = time.perf_counter()
@@ -524,11 +541,11 @@ def train(
         state.step = max(start, job.steps)
     if bar is not None:
         bar.close()
-    return finish(state, job, work_dir, metrics_log, bool(val_sets), start, n_real, n_mix, t_train)
+    return finish(state, job, work_dir, metrics_log, bool(val_sets), start, batches, t_train)
 
 
 def finish(state: LoopState, job: TrainJob, work_dir: Path, metrics_log: MetricsLog, selected: bool, start: int,
-           n_real: int, n_mix: int, t_train: float) -> TrainResult:
+           batches: Batches, t_train: float) -> TrainResult:
     """Last weights as the result when nothing selects, history.json, and the run's figures."""
     rank, world = dist_info()
     done, best_path = state.step, work_dir / "best.pt"
@@ -540,9 +557,9 @@ def finish(state: LoopState, job: TrainJob, work_dir: Path, metrics_log: Metrics
         (work_dir / "history.json").write_text(json.dumps(metrics_log.history))
     if world > 1:
         torch.distributed.barrier()
-    per_img = n_real / job.batch_size
+    per_img = batches.n_real / job.batch_size
     return TrainResult(
         best_metric=state.best_metric if selected else float("nan"), best_step=state.best_step, steps_done=done,
         history=metrics_log.history if rank == 0 else [], best_path=best_path,
         images_seen=done * job.batch_size, real_images_seen=int(done * job.batch_size * per_img),
-        synthetic_images_seen=done * n_mix, train_seconds=t_train, resumed_from=start)
+        synthetic_images_seen=done * batches.n_mix, train_seconds=t_train, resumed_from=start)
