@@ -9,6 +9,7 @@ import yaml
 
 from sim2real.stages import STAGES, Stage, topological_order
 
+LAUNCHER = "bin/sim2real"
 HEADER = "# Generated from sim2real/stages.py by `sim2real dvc-yaml`. Do not edit by hand.\n"
 
 
@@ -26,7 +27,9 @@ def _upstream_deps(stage: Stage) -> list[str]:
 
 
 def render_stage(stage: Stage) -> dict[str, Any]:
-    cmd = f"sim2real run {stage.name}"
+    # through the launcher, not the `sim2real` console script: it must not depend on PATH (a
+    # `.venv/bin/dvc repro` without an activated venv); bin/sim2real finds the right Python
+    cmd = f"sh {LAUNCHER} run {stage.name}"
     if stage.fanned:
         cmd += f" --item {stage.item_template()}"
     entry: dict[str, Any] = {}

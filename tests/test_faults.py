@@ -361,6 +361,34 @@ def _dvc_repo(root: Path) -> Path:
     return root
 
 
+def _bare_env() -> dict[str, str]:
+    """The environment of a shell without the venv: system PATH only, no SIM2REAL_ROOT."""
+    env = {k: v for k, v in os.environ.items() if k not in ("SIM2REAL_ROOT", "VIRTUAL_ENV", "PYTHONPATH")}
+    env["PATH"] = "/usr/bin:/bin"
+    return env
+
+
+def test_stage_commands_do_not_depend_on_path(tmp_path: Path) -> None:
+    """Issue 12.6: `.venv/bin/dvc repro` without the venv on PATH ran `sim2real: command not found`."""
+    from sim2real import dvcyaml
+
+    root = _dvc_repo(tmp_path / "repo")
+    shutil.copytree(REPO / "bin", root / "bin")
+    cmd = yaml.safe_load(dvcyaml.render())["stages"]["real_target"]["cmd"].replace("run real_target", "stages")
+    (root / "dvc.yaml").write_text(f"stages:\n  list:\n    cmd: {cmd} > stages.txt\n    outs: [stages.txt]\n")
+    proc = subprocess.run([str(BIN / "dvc"), "repro"], cwd=root, env=_bare_env(), text=True, capture_output=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "real_target" in (root / "stages.txt").read_text()
+
+
+def _points_to(fd: Path, target: Path) -> bool:
+    try:
+        return os.readlink(fd) == str(target)
+    except OSError:
+        return False
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -427,7 +455,7 @@ def test_killed_dvc_takes_its_stage_along_and_a_second_writer_is_refused(base: P
     of the same work folder was refused naming the folder and the PID; the lock is free afterwards."""
     import fcntl
 
-    from tests.conftest import env_with_bin, run
+    from tests.conftest import run
 
     root = tmp_path / "proj"
     shutil.copytree(base, root, symlinks=True)
@@ -436,7 +464,8 @@ def test_killed_dvc_takes_its_stage_along_and_a_second_writer_is_refused(base: P
     params["finetune"]["real_only_steps"] = 100000  # trains until killed
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     lock = root / "data" / ".real_only_model.partial.lock"
-    dvc = subprocess.Popen([str(BIN / "dvc"), "repro", "-s", "real_only_model"], cwd=root, env=env_with_bin(),
+    # the venv is NOT on PATH (issue 12.6): the stage command finds its Python through bin/sim2real
+    dvc = subprocess.Popen([str(BIN / "dvc"), "repro", "-s", "real_only_model"], cwd=root, env=_bare_env(),
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait(lambda: lock.exists() and lock.read_text().strip().isdigit(), 90, "the stage to lock its work folder")
@@ -454,6 +483,19 @@ def test_killed_dvc_takes_its_stage_along_and_a_second_writer_is_refused(base: P
         if dvc.poll() is None:
             dvc.kill()
             dvc.wait()
-    with open(lock) as f:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free again: the next run may resume
+
+    def lock_free() -> bool:
+        with open(lock) as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            return True
+
+    try:  # the kernel drops the lock with the holder's last file descriptor: the next run may resume
+        _wait(lock_free, 10, "the work-folder lock to be released")
+    except AssertionError:
+        holders = [f"{d.parts[2]}: {Path(d.parents[1], 'cmdline').read_bytes()[:200]!r}"
+                   for d in Path("/proc").glob("[0-9]*/fd/*") if _points_to(d, lock)]
+        raise AssertionError(f"{lock} still locked by {holders}") from None
     assert not (root / "data" / "real_only_model").exists()

@@ -25,7 +25,7 @@ def test_dvc_stages_match_registry() -> None:
     doc = yaml.safe_load(dvcyaml.render())["stages"]
     assert set(doc) == set(STAGES)
     for name, entry in doc.items():
-        assert entry["cmd"].startswith(f"sim2real run {name}")
+        assert entry["cmd"].startswith(f"sh bin/sim2real run {name}")  # PATH-independent launcher
         for up in STAGES[name].upstream:
             assert any(d.startswith(f"data/{up}") for d in entry["deps"]), (name, up)
 
