@@ -7,8 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from sim2real.evaluate import domain_stats as DS
-from sim2real.evaluate import latent as LT
+from sim2real.evaluate import domain_stats, latent
 from sim2real.evaluate.hard_samples import compare_hard_vs_rest, rank_by_loss
 from sim2real.evaluate.metrics import confusion_matrix, mean_iou, per_class_iou, pixel_accuracy, summarize
 
@@ -67,33 +66,33 @@ def _features(seed: int = 0, n: int = 200, c: int = 16) -> np.ndarray:
 
 def test_frechet_and_mmd_zero_for_identical_and_monotone_in_shift() -> None:
     a = _features()
-    assert LT.frechet_distance(a, a.copy()) == pytest.approx(0.0, abs=1e-8)
-    assert LT.mmd2(a, a.copy()) == pytest.approx(0.0, abs=1e-12)
+    assert latent.frechet_distance(a, a.copy()) == pytest.approx(0.0, abs=1e-8)
+    assert latent.mmd2(a, a.copy()) == pytest.approx(0.0, abs=1e-12)
     direction = np.random.default_rng(1).normal(size=a.shape[1])
     direction /= np.linalg.norm(direction)
-    fd = [LT.frechet_distance(a, a + k * 0.5 * direction) for k in range(6)]
-    mmd = [LT.mmd2(a, a + k * 0.5 * direction) for k in range(6)]
-    fdn = [LT.frechet_normalized(a, a + k * 0.5 * direction) for k in range(6)]
+    fd = [latent.frechet_distance(a, a + k * 0.5 * direction) for k in range(6)]
+    mmd = [latent.mmd2(a, a + k * 0.5 * direction) for k in range(6)]
+    fdn = [latent.frechet_normalized(a, a + k * 0.5 * direction) for k in range(6)]
     for series in (fd, mmd, fdn):
         assert all(y > x for x, y in zip(series, series[1:], strict=False)), series
     # Fréchet of a pure mean shift is exactly the squared shift
     assert fd[4] == pytest.approx(4.0, rel=1e-6)
     # a scale change alone is also seen (covariance term)
-    assert LT.frechet_distance(a, a * 1.5) > 0.1
+    assert latent.frechet_distance(a, a * 1.5) > 0.1
 
 
 def test_proxy_a_distance_chance_for_one_domain_high_for_two() -> None:
     a, b = _features(0, 150), _features(1, 150)  # two samples of the same distribution
-    pad, acc = LT.proxy_a_distance(a, b)
+    pad, acc = latent.proxy_a_distance(a, b)
     assert abs(acc - 0.5) < 0.12, acc
     assert pad < 0.5
-    pad2, acc2 = LT.proxy_a_distance(a, b + 1.0)
+    pad2, acc2 = latent.proxy_a_distance(a, b + 1.0)
     assert acc2 > 0.9 and pad2 > 1.5
 
 
 def test_embedding_keeps_set_sizes() -> None:
     a, b = _features(0, 30), _features(1, 20) + 3.0
-    ea, eb = LT.embed_2d(a, b)
+    ea, eb = latent.embed_2d(a, b)
     assert ea.shape == (30, 2) and eb.shape == (20, 2)
 
 
@@ -101,19 +100,19 @@ def test_domain_stats_zero_for_same_images_and_see_brightness() -> None:
     rng = np.random.default_rng(0)
     images = rng.integers(40, 180, size=(12, 16, 24, 3), dtype=np.uint8)
     masks = rng.integers(0, 12, size=(12, 16, 24), dtype=np.uint8)
-    s = DS.summarize_domain("a", images, masks)
-    rows = {r["statistic"]: r for r in DS.compare_domains(s, DS.summarize_domain("b", images, masks))}
+    s = domain_stats.summarize_domain("a", images, masks)
+    rows = {r["statistic"]: r for r in domain_stats.compare_domains(s, domain_stats.summarize_domain("b", images, masks))}
     assert all(r["distance"] == pytest.approx(0.0, abs=1e-9) for r in rows.values())
-    brighter = DS.summarize_domain("c", np.clip(images.astype(int) + 50, 0, 255).astype(np.uint8), masks)
-    rows = {r["statistic"]: r for r in DS.compare_domains(s, brighter)}
+    brighter = domain_stats.summarize_domain("c", np.clip(images.astype(int) + 50, 0, 255).astype(np.uint8), masks)
+    rows = {r["statistic"]: r for r in domain_stats.compare_domains(s, brighter)}
     assert rows["brightness"]["distance"] == pytest.approx(50 / 255, rel=0.02)
     assert rows["hist_rgb"]["distance"] > 0.3
     assert rows["class_distribution"]["distance"] == pytest.approx(0.0, abs=1e-9)
-    props = DS.image_properties(images, masks)
+    props = domain_stats.image_properties(images, masks)
     assert props["sky_fraction"].shape == (12,) and 0 <= props["void_fraction"].min()
     edges = np.zeros((1, 16, 24, 3), np.uint8)
     edges[:, :, 12:] = 255  # one vertical step edge: 2 columns above threshold out of 24
-    assert DS.image_properties(edges)["edge_density"][0] == pytest.approx(2 / 24)
+    assert domain_stats.image_properties(edges)["edge_density"][0] == pytest.approx(2 / 24)
 
 
 def test_hard_samples_rank_and_share() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sim2real.evaluate import report as RP
+from sim2real.evaluate import report
 from sim2real.evaluate.store import RunRows, Store
 
 
@@ -28,21 +28,21 @@ def test_few_shot_curve_and_history_from_several_runs(tmp_path: Path) -> None:
     other.run["target"] = "camvid"  # another target never mixes into this run's curves
     store.write_run(other)
     current = _run("r20", 20, 0.40, 0.39, 10.0)
-    rows = RP.few_shot_rows(store, current)
+    rows = report.few_shot_rows(store, current)
     assert {(r["kind"], r["few_shot"]) for r in rows} == {(k, n) for k in ("finetuned", "real_only") for n in (5, 10, 20)}
     assert next(r for r in rows if r["kind"] == "finetuned" and r["few_shot"] == 20)["mean"] == 40.0
-    hist = RP.history_rows(store, current, exclude="r20")
+    hist = report.history_rows(store, current, exclude="r20")
     gaps = [r["value"] for r in hist if r["figure"] == "domain_gap"]
     assert gaps == [12.0, 11.0, 10.0], "oldest first, this run last"
-    RP.plot_few_shot(rows, tmp_path / "few_shot.png")
-    RP.plot_history(hist, tmp_path / "history.png")
+    report.plot_few_shot(rows, tmp_path / "few_shot.png")
+    report.plot_history(hist, tmp_path / "history.png")
     assert (tmp_path / "few_shot.png").stat().st_size > 5000 and (tmp_path / "history.png").stat().st_size > 5000
 
 
 def test_headline_pivot_orders_figures_and_splits() -> None:
     rows = [{"figure": f, "split": sp, "value": 1.0, "spread": None, "n": 1, "note": ""}
             for f in ("synthetic_pretraining_gain", "tta/adabn", "domain_gap") for sp in ("real/test", "real/val")]
-    pivot = RP.headline_pivot(rows)
-    assert [r["figure"] for r in pivot] == [RP.figure_label(f) for f in ("domain_gap", "tta/adabn",
+    pivot = report.headline_pivot(rows)
+    assert [r["figure"] for r in pivot] == [report.figure_label(f) for f in ("domain_gap", "tta/adabn",
                                                                           "synthetic_pretraining_gain")]
     assert list(pivot[0])[:3] == ["figure", "real/val", "real/test"]

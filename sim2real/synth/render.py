@@ -142,7 +142,7 @@ def _safe(x: torch.Tensor) -> torch.Tensor:
     return torch.where(x.abs() < 1e-9, torch.full_like(x, 1e-9), x)
 
 
-def _intersect(prmT: torch.Tensor, pid: torch.Tensor, ranges: dict[int, slice], d: torch.Tensor,
+def _intersect(param_columns: torch.Tensor, pid: torch.Tensor, ranges: dict[int, slice], d: torch.Tensor,
                oy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Ray parameter t of the first hit (inf: none) and the hit face axis (boxes).
 
@@ -153,7 +153,7 @@ def _intersect(prmT: torch.Tensor, pid: torch.Tensor, ranges: dict[int, slice], 
     face = torch.zeros_like(pid, dtype=torch.int8)
 
     def c(k: int, sel: slice) -> torch.Tensor:
-        return prmT[k][pid[sel]]
+        return param_columns[k][pid[sel]]
 
     # ground plane y = 0
     m = ranges[P.K_GROUND]
@@ -232,10 +232,10 @@ def _frac(x: torch.Tensor) -> torch.Tensor:
     return x - torch.floor(x)
 
 
-def _alpha(prmT: torch.Tensor, pid: torch.Tensor, t: torch.Tensor, d: torch.Tensor,
+def _alpha(param_columns: torch.Tensor, pid: torch.Tensor, t: torch.Tensor, d: torch.Tensor,
            oy: torch.Tensor) -> torch.Tensor:
     """Cut-out tests on hit points: True where the primitive is solid."""
-    al = prmT[P.ALPHA].long()[pid]
+    al = param_columns[P.ALPHA].long()[pid]
     solid = torch.ones_like(t, dtype=torch.bool)
     hit = torch.isfinite(t)
     for a in (P.AL_SILHOUETTE, P.AL_FOLIAGE, P.AL_BARS, P.AL_SIGN, P.AL_RING, P.AL_SKYLINE):
@@ -247,7 +247,7 @@ def _alpha(prmT: torch.Tensor, pid: torch.Tensor, t: torch.Tensor, d: torch.Tens
         px, py, pz = tt * d[m, 0], oy[m] + tt * d[m, 1], tt * d[m, 2]
 
         def c(k: int, pm: torch.Tensor = pm) -> torch.Tensor:
-            return prmT[k][pm]
+            return param_columns[k][pm]
 
         seed = c(P.SEED).long()
         along = torch.where(c(P.KIND) == P.K_QUADX, pz, px)
@@ -343,26 +343,26 @@ def _render_chunk(scenes: list[dict], h: int, w: int, dev: torch.device,
         idx = np.nonzero(table[:, P.KIND] == k)[0]
         ranges[k] = slice(int(ends[idx[0]] - area[idx[0]]), int(ends[idx[-1]])) if len(idx) else slice(0, 0)
     prm = torch.as_tensor(table, device=dev)
-    prmT = prm.t().contiguous()
+    param_columns = prm.t().contiguous()  # one row per parameter: param_columns[P.X][pid]
     rays = _rays(cams, h, w, dev).reshape(-1, 3)
     oy_scene = torch.as_tensor(heights.astype(np.float32), device=dev)
 
-    el = _Elements(prm, boxes, h, w, dev)
-    d = rays[el.g]
-    oy = oy_scene[el.scn]
-    t, face = _intersect(prmT, el.pid, ranges, d, oy)
-    solid = _alpha(prmT, el.pid, t, d, oy)
+    elements = _Elements(prm, boxes, h, w, dev)
+    d = rays[elements.g]
+    oy = oy_scene[elements.scn]
+    t, face = _intersect(param_columns, elements.pid, ranges, d, oy)
+    solid = _alpha(param_columns, elements.pid, t, d, oy)
     t = torch.where(solid, t, torch.full_like(t, INF))
     # nearest hit per pixel; ties go to the later primitive (deterministic)
     npx = n * h * w
-    best = torch.full((npx,), INF, device=dev).scatter_reduce(0, el.g, t, "amin")
-    win = torch.isfinite(t) & (t == best[el.g])
-    idx = torch.where(win, torch.arange(len(t), device=dev), torch.full_like(el.g, -1))
-    winner = torch.full((npx,), -1, device=dev, dtype=torch.long).scatter_reduce(0, el.g, idx, "amax")
+    best = torch.full((npx,), INF, device=dev).scatter_reduce(0, elements.g, t, "amin")
+    win = torch.isfinite(t) & (t == best[elements.g])
+    idx = torch.where(win, torch.arange(len(t), device=dev), torch.full_like(elements.g, -1))
+    winner = torch.full((npx,), -1, device=dev, dtype=torch.long).scatter_reduce(0, elements.g, idx, "amax")
 
     from sim2real.synth.shading import shade
 
-    color, cls = shade(scenes, prm, el, winner, t, face, rays, oy_scene, h, w, dev, textures)
+    color, cls = shade(scenes, prm, elements, winner, t, face, rays, oy_scene, h, w, dev, textures)
     return color, cls
 
 

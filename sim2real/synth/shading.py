@@ -28,15 +28,16 @@ def _sun(light: dict[str, Any]) -> list[float]:
     return [math.cos(e) * math.sin(a), math.sin(e), math.cos(e) * math.cos(a)]
 
 
-class _Ctx:
+class _Hits:
     """Values of the winning hits of one material (gathered once), plus table access."""
 
-    def __init__(self, prmT, pid, sc, p, d, n, face, dev, sky_tables):
-        self.prmT, self.pid, self.sc, self.p, self.d, self.n, self.face, self.dev = prmT, pid, sc, p, d, n, face, dev
+    def __init__(self, param_columns, pid, sc, p, d, n, face, dev, sky_tables):
+        self.param_columns, self.pid, self.sc, self.face, self.dev = param_columns, pid, sc, face, dev
+        self.p, self.d, self.n = p, d, n
         self.sky_tables = sky_tables
 
-    def subset(self, idx: torch.Tensor) -> _Ctx:
-        return _Ctx(self.prmT, self.pid[idx], self.sc[idx], self.p[idx], self.d[idx], self.n[idx],
+    def subset(self, idx: torch.Tensor) -> _Hits:
+        return _Hits(self.param_columns, self.pid[idx], self.sc[idx], self.p[idx], self.d[idx], self.n[idx],
                     self.face[idx], self.dev, self.sky_tables)
 
     def sky(self) -> torch.Tensor:
@@ -44,13 +45,13 @@ class _Ctx:
         return sky_colour(self.d, self.sc, self.sky_tables)
 
     def c(self, k: int) -> torch.Tensor:
-        return self.prmT[k][self.pid]
+        return self.param_columns[k][self.pid]
 
     def rgb(self, k: int) -> torch.Tensor:
         return torch.stack([self.c(k), self.c(k + 1), self.c(k + 2)], -1)
 
 
-def shade(scenes: list[dict[str, Any]], prm: torch.Tensor, el: Any, winner: torch.Tensor, t: torch.Tensor,
+def shade(scenes: list[dict[str, Any]], prm: torch.Tensor, elements: Any, winner: torch.Tensor, t: torch.Tensor,
           face: torch.Tensor, rays: torch.Tensor, oy_scene: torch.Tensor, h: int, w: int, dev: torch.device,
           textures: TextureBank) -> tuple[np.ndarray, np.ndarray]:
     n_sc = len(scenes)
@@ -78,7 +79,7 @@ def shade(scenes: list[dict[str, Any]], prm: torch.Tensor, el: Any, winner: torc
     # ---------- winners ----------
     pix = torch.nonzero(winner >= 0).squeeze(1)
     e = winner[pix]
-    pid = el.pid[e]
+    pid = elements.pid[e]
     tw = t[e]
     fw = face[e].long()
     d = rays[pix]
@@ -87,15 +88,15 @@ def shade(scenes: list[dict[str, Any]], prm: torch.Tensor, el: Any, winner: torc
     p = torch.stack([tw * d[:, 0], oy + tw * d[:, 1], tw * d[:, 2]], -1)
     kind = prm[:, P.KIND].long()[pid]
     nrm = _normals(prm, pid, kind, fw, p, d)
-    prmT = prm.t().contiguous()
-    ctx = _Ctx(prmT, pid, sc, p, d, nrm, fw, dev, sky_tables)
-    mat = prmT[P.MAT].long()[pid]
+    param_columns = prm.t().contiguous()  # one row per parameter: param_columns[P.X][pid]
+    hits = _Hits(param_columns, pid, sc, p, d, nrm, fw, dev, sky_tables)
+    mat = param_columns[P.MAT].long()[pid]
     base = torch.zeros((len(pix), 3), device=dev)
-    pcls = prmT[P.CLS].long()[pid]
+    pcls = param_columns[P.CLS].long()[pid]
     for m, fn in _MATERIALS.items():
         idx = torch.nonzero(mat == m).squeeze(1)
         if len(idx):
-            out = fn(ctx.subset(idx), scenes, textures, sky_hor)
+            out = fn(hits.subset(idx), scenes, textures, sky_hor)
             if isinstance(out, tuple):
                 base[idx], pcls[idx] = out
             else:
@@ -254,10 +255,10 @@ def _object_shadows(scenes: list[dict[str, Any]]) -> np.ndarray:
     return out
 
 
-def _ground(ctx: _Ctx, scenes, tex: TextureBank, sky_hor):
-    sc = ctx.sc
-    dev = ctx.dev
-    X, Z = ctx.p[:, 0], ctx.p[:, 2]
+def _ground(hits: _Hits, scenes, tex: TextureBank, sky_hor):
+    sc = hits.sc
+    dev = hits.dev
+    X, Z = hits.p[:, 0], hits.p[:, 2]
 
     def s(key: str) -> torch.Tensor:
         return _street(scenes, key, sc, dev)
@@ -316,24 +317,24 @@ def _ground(ctx: _Ctx, scenes, tex: TextureBank, sky_hor):
     return col * shade_f[:, None], cls
 
 
-def _paint(ctx: _Ctx, scenes, tex, sky_hor):
-    p = ctx.p
-    c = ctx.rgb(P.R)
-    seed = ctx.c(P.SEED).long()
-    amt, scale = ctx.c(P.A0), ctx.c(P.A0 + 1)
+def _paint(hits: _Hits, scenes, tex, sky_hor):
+    p = hits.p
+    c = hits.rgb(P.R)
+    seed = hits.c(P.SEED).long()
+    amt, scale = hits.c(P.A0), hits.c(P.A0 + 1)
     n = fbm((p[:, 0] + p[:, 2]) * scale + 0.5, p[:, 1] * scale, seed, octaves=2) - 0.5
     return c * (1.0 + amt * n)[:, None]
 
 
-def _facade(ctx: _Ctx, scenes, tex: TextureBank, sky_hor):
-    p = ctx.p
-    c, c2 = ctx.rgb(P.R), ctx.rgb(P.R2)
-    seed = ctx.c(P.SEED).long()
-    kind = ctx.c(P.KIND).long()
-    floor_h, spacing = ctx.c(P.A0), ctx.c(P.A0 + 1)
-    win_w, win_h, shop = ctx.c(P.A0 + 2), ctx.c(P.A0 + 3), ctx.c(P.A0 + 4) > 0.5
-    ts, photo = ctx.c(P.A0 + 5), ctx.c(P.A0 + 6) > 0.5
-    top = ctx.c(P.Y1)
+def _facade(hits: _Hits, scenes, tex: TextureBank, sky_hor):
+    p = hits.p
+    c, c2 = hits.rgb(P.R), hits.rgb(P.R2)
+    seed = hits.c(P.SEED).long()
+    kind = hits.c(P.KIND).long()
+    floor_h, spacing = hits.c(P.A0), hits.c(P.A0 + 1)
+    win_w, win_h, shop = hits.c(P.A0 + 2), hits.c(P.A0 + 3), hits.c(P.A0 + 4) > 0.5
+    ts, photo = hits.c(P.A0 + 5), hits.c(P.A0 + 6) > 0.5
+    top = hits.c(P.Y1)
     along = torch.where(kind == P.K_QUADX, p[:, 2], p[:, 0])
     y = p[:, 1]
     fl = torch.floor(y / floor_h)
@@ -351,7 +352,7 @@ def _facade(ctx: _Ctx, scenes, tex: TextureBank, sky_hor):
     wall = torch.where((y < 0.4)[:, None], wall * 0.85, wall)  # grime near the ground
     # windows: per-window brightness (curtains, lights, reflections), light frames, dark recess at the top
     wv = hash2(col_i.long(), fl.long(), seed)
-    glass = c2 * (0.6 + 0.8 * wv)[:, None] + 0.15 * sky_hor[ctx.sc] * fy[:, None]
+    glass = c2 * (0.6 + 0.8 * wv)[:, None] + 0.15 * sky_hor[hits.sc] * fy[:, None]
     edge = ((fc - 0.5).abs() > win_w * 0.5 - 0.04 / spacing) | ((fy - 0.5).abs() > win_h * 0.5 - 0.05)
     frame = torch.full_like(glass, 0.8)
     glass = torch.where(edge[:, None] & (wv > 0.3)[:, None], frame, glass)
@@ -361,11 +362,11 @@ def _facade(ctx: _Ctx, scenes, tex: TextureBank, sky_hor):
     return col
 
 
-def _foliage(ctx: _Ctx, scenes, tex: TextureBank, sky_hor):
-    p = ctx.p
-    c = ctx.rgb(P.R)
-    seed = ctx.c(P.SEED).long()
-    ts, bare = ctx.c(P.A0), ctx.c(P.A0 + 1) > 0.5
+def _foliage(hits: _Hits, scenes, tex: TextureBank, sky_hor):
+    p = hits.p
+    c = hits.rgb(P.R)
+    seed = hits.c(P.SEED).long()
+    ts, bare = hits.c(P.A0), hits.c(P.A0 + 1) > 0.5
     u, v = (p[:, 0] + p[:, 2]) * 3.0, p[:, 1] * 3.0
     n = fbm(u, v, seed, octaves=3)
     leaf = tex.lookup(torch.full_like(seed, 2), u * 0.15, v * 0.15)
@@ -373,7 +374,7 @@ def _foliage(ctx: _Ctx, scenes, tex: TextureBank, sky_hor):
     bidx = torch.nonzero(bare).squeeze(1)
     if len(bidx):
         # a leafless crown: a net of twigs over the sky (labelled Tree as a whole, like CamVid does)
-        sub = ctx.subset(bidx)
+        sub = hits.subset(bidx)
         ub, vb, sb = u[bidx], v[bidx], seed[bidx]
         ridge = torch.zeros_like(ub)
         for k, scale in enumerate((0.6, 1.3, 2.8)):
@@ -386,16 +387,16 @@ def _foliage(ctx: _Ctx, scenes, tex: TextureBank, sky_hor):
     return col
 
 
-def _glass(ctx: _Ctx, scenes, tex, sky_hor):
-    p = ctx.p
-    c, c2 = ctx.rgb(P.R), ctx.rgb(P.R2)
-    n = ctx.n
-    y0, y1 = ctx.c(P.Y0), ctx.c(P.Y1)
-    x0, x1, z0, z1 = ctx.c(P.X0), ctx.c(P.X1), ctx.c(P.Z0), ctx.c(P.Z1)
+def _glass(hits: _Hits, scenes, tex, sky_hor):
+    p = hits.p
+    c, c2 = hits.rgb(P.R), hits.rgb(P.R2)
+    n = hits.n
+    y0, y1 = hits.c(P.Y0), hits.c(P.Y1)
+    x0, x1, z0, z1 = hits.c(P.X0), hits.c(P.X1), hits.c(P.Z0), hits.c(P.Z1)
     ly = (p[:, 1] - y0) / (y1 - y0)
     lx = (p[:, 0] - x0) / (x1 - x0)
     lz = (p[:, 2] - z0) / (z1 - z0)
-    refl = sky_hor[ctx.sc] * (0.1 + 0.3 * ly)[:, None]
+    refl = sky_hor[hits.sc] * (0.1 + 0.3 * ly)[:, None]
     col = c2 + refl
     pillar = torch.where(n[:, 0].abs() > 0.5, (lz < 0.1) | (lz > 0.9) | ((lz - 0.5).abs() < 0.04),
                          (lx < 0.1) | (lx > 0.9))
@@ -403,20 +404,20 @@ def _glass(ctx: _Ctx, scenes, tex, sky_hor):
     return torch.where(body[:, None], c, col)
 
 
-def _carbody(ctx: _Ctx, scenes, tex, sky_hor):
-    p = ctx.p
-    c = ctx.rgb(P.R)
-    n = ctx.n
-    seed = ctx.c(P.SEED).long()
-    y0, y1 = ctx.c(P.Y0), ctx.c(P.Y1)
-    x0, x1, z0, z1 = ctx.c(P.X0), ctx.c(P.X1), ctx.c(P.Z0), ctx.c(P.Z1)
+def _carbody(hits: _Hits, scenes, tex, sky_hor):
+    p = hits.p
+    c = hits.rgb(P.R)
+    n = hits.n
+    seed = hits.c(P.SEED).long()
+    y0, y1 = hits.c(P.Y0), hits.c(P.Y1)
+    x0, x1, z0, z1 = hits.c(P.X0), hits.c(P.X1), hits.c(P.Z0), hits.c(P.Z1)
     ly = (p[:, 1] - y0) / (y1 - y0)
     lx = (p[:, 0] - (x0 + x1) * 0.5) / ((x1 - x0) * 0.5)
     lz = (p[:, 2] - z0) / (z1 - z0)
     end = n[:, 2].abs() > 0.5
     rear_red = (seed % 2) == 0
-    lamp_c = torch.where(rear_red[:, None], torch.tensor([0.7, 0.06, 0.05], device=ctx.dev),
-                         torch.tensor([0.92, 0.9, 0.82], device=ctx.dev))
+    lamp_c = torch.where(rear_red[:, None], torch.tensor([0.7, 0.06, 0.05], device=hits.dev),
+                         torch.tensor([0.92, 0.9, 0.82], device=hits.dev))
     lamp = end & (ly > 0.55) & (lx.abs() > 0.62) & (lx.abs() < 0.95)
     plate = end & (lx.abs() < 0.22) & (ly > 0.22) & (ly < 0.45)
     bumper = ly < 0.18
@@ -429,17 +430,17 @@ def _carbody(ctx: _Ctx, scenes, tex, sky_hor):
     return torch.where(side_sill[:, None], col * 0.6, col)
 
 
-def _sign(ctx: _Ctx, scenes, tex, sky_hor):
-    p = ctx.p
-    c, c2 = ctx.rgb(P.R), ctx.rgb(P.R2)
-    n = ctx.n
-    shape = ctx.c(P.A0)
-    seed = ctx.c(P.SEED).long()
-    board = ctx.c(P.KIND) == P.K_QUADX  # a shop fascia along the facade (shape 3: lettering)
-    lx_box = (p[:, 0] - (ctx.c(P.X0) + ctx.c(P.X1)) * 0.5) / torch.clamp((ctx.c(P.X1) - ctx.c(P.X0)) * 0.5, min=1e-6)
-    lx = torch.where(board, (p[:, 2] - (ctx.c(P.Z0) + ctx.c(P.Z1)) * 0.5) /
-                     torch.clamp((ctx.c(P.Z1) - ctx.c(P.Z0)) * 0.5, min=1e-6), lx_box)
-    ly = (p[:, 1] - (ctx.c(P.Y0) + ctx.c(P.Y1)) * 0.5) / ((ctx.c(P.Y1) - ctx.c(P.Y0)) * 0.5)
+def _sign(hits: _Hits, scenes, tex, sky_hor):
+    p = hits.p
+    c, c2 = hits.rgb(P.R), hits.rgb(P.R2)
+    n = hits.n
+    shape = hits.c(P.A0)
+    seed = hits.c(P.SEED).long()
+    board = hits.c(P.KIND) == P.K_QUADX  # a shop fascia along the facade (shape 3: lettering)
+    lx_box = (p[:, 0] - (hits.c(P.X0) + hits.c(P.X1)) * 0.5) / torch.clamp((hits.c(P.X1) - hits.c(P.X0)) * 0.5, min=1e-6)
+    lx = torch.where(board, (p[:, 2] - (hits.c(P.Z0) + hits.c(P.Z1)) * 0.5) /
+                     torch.clamp((hits.c(P.Z1) - hits.c(P.Z0)) * 0.5, min=1e-6), lx_box)
+    ly = (p[:, 1] - (hits.c(P.Y0) + hits.c(P.Y1)) * 0.5) / ((hits.c(P.Y1) - hits.c(P.Y0)) * 0.5)
     r = torch.where(shape == 1, torch.sqrt(lx * lx + ly * ly), torch.maximum(lx.abs(), ly.abs()))
     r = torch.where(shape == 2, torch.maximum(ly.abs(), 2 * lx.abs() + ly), r)
     border = (r > 0.78) & ~board
@@ -453,15 +454,15 @@ def _sign(ctx: _Ctx, scenes, tex, sky_hor):
     return torch.where(front[:, None], col, torch.full_like(col, 0.45))
 
 
-def _lamp(ctx: _Ctx, scenes, tex, sky_hor):
-    p = ctx.p
-    c = ctx.rgb(P.R)
-    n = ctx.n
-    lit = ctx.c(P.A0)
-    ly = (p[:, 1] - ctx.c(P.Y0)) / (ctx.c(P.Y1) - ctx.c(P.Y0))
-    lx = (p[:, 0] - (ctx.c(P.X0) + ctx.c(P.X1)) * 0.5) / ((ctx.c(P.X1) - ctx.c(P.X0)) * 0.5)
+def _lamp(hits: _Hits, scenes, tex, sky_hor):
+    p = hits.p
+    c = hits.rgb(P.R)
+    n = hits.n
+    lit = hits.c(P.A0)
+    ly = (p[:, 1] - hits.c(P.Y0)) / (hits.c(P.Y1) - hits.c(P.Y0))
+    lx = (p[:, 0] - (hits.c(P.X0) + hits.c(P.X1)) * 0.5) / ((hits.c(P.X1) - hits.c(P.X0)) * 0.5)
     col = c.clone()
-    lamps = torch.tensor([[0.1, 0.9, 0.3], [0.95, 0.65, 0.1], [0.95, 0.1, 0.1]], device=ctx.dev)
+    lamps = torch.tensor([[0.1, 0.9, 0.3], [0.95, 0.65, 0.1], [0.95, 0.1, 0.1]], device=hits.dev)
     for k, cy in enumerate((0.2, 0.5, 0.8)):
         dd = (lx * 0.45) ** 2 + (ly - cy) ** 2
         disc = (dd < 0.02) & (n[:, 2] < -0.5)
