@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from sim2real.evaluate.predict import EvalResult
 
 __all__ = ["REAL_VAL", "REAL_TEST", "REAL_TRAIN", "SYNTH_VAL", "ImageSet", "ModelEntry", "Point", "Evaluator",
-           "baseline_source", "main_source", "load_set", "spaced", "file_sha"]
+           "baseline_source", "main_source", "load_set", "spaced", "styled_val", "file_sha"]
 
 REAL_VAL, REAL_TEST, REAL_TRAIN, SYNTH_VAL = "real/val", "real/test", "real/train", "synthetic/val"
 
@@ -190,6 +190,3 @@ class Evaluator:
     def miou(self, model_id: str, split: str, adaptation: str = "none") -> float:
         r = self.results.get((model_id, split, adaptation))
         return r.scores.miou if r is not None else float("nan")
-
-    def result(self, model_id: str, split: str, adaptation: str = "none") -> EvalResult | None:
-        return self.results.get((model_id, split, adaptation))

@@ -19,7 +19,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sim2real.context import markdown_table
-from sim2real.evaluate.data import REAL_VAL, Evaluator, ImageSet, ModelEntry, Point, baseline_source
+from sim2real.evaluate.data import (
+    REAL_TEST,
+    REAL_VAL,
+    Evaluator,
+    ImageSet,
+    ModelEntry,
+    Point,
+    baseline_source,
+)
 from sim2real.previews import pyplot
 from sim2real.taxonomy import CLASSES, PALETTE, colorize
 
@@ -469,7 +477,7 @@ def findings(inp: ReportInputs) -> list[str]:
         out.append(f"<b>What synthetic pretraining bought</b> over the real-only baseline at the same N: "
                    f"{gain['value']:+.1f}{sd} points on real val ({gain['n']} seed(s)); "
                    f"{html.escape(inp.budget)}.")
-        test = h.get(("synthetic_pretraining_gain", "real/test"))
+        test = h.get(("synthetic_pretraining_gain", REAL_TEST))
         if test is not None:
             out.append(f"On real test (never used for selection) the same figure is {test['value']:+.1f} points.")
     for w in inp.warnings:
