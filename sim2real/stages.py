@@ -130,6 +130,11 @@ _TRAIN_CODE = ("sim2real/train", "sim2real/augment.py", "sim2real/previews.py")
 # the label-budget runs: training, the N-image draw, scoring on real val and test
 _LABEL_BUDGET_CODE = ("sim2real/label_budget", *_TRAIN_CODE, "sim2real/real/fewshot.py",
                       "sim2real/evaluate/predict.py", "sim2real/evaluate/metrics.py")
+# root-cause checks: interventions (style functions in reverse, hard-sample table), re-evaluation, the store
+_ROOTCAUSE_CODE = ("sim2real/rootcause", "sim2real/style/methods.py", "sim2real/evaluate/predict.py",
+                   "sim2real/evaluate/metrics.py", "sim2real/evaluate/hard_samples.py",
+                   "sim2real/evaluate/domain_stats.py", "sim2real/evaluate/data.py", "sim2real/evaluate/store.py",
+                   "sim2real/train/checkpoint.py", "sim2real/train/models.py", "sim2real/train/weights.py")
 
 STAGES: dict[str, Stage] = {
     s.name: s
@@ -224,6 +229,15 @@ STAGES: dict[str, Stage] = {
                     "store"),
             code=(*_LABEL_BUDGET_CODE, "sim2real/evaluate/store.py"), picks={"pretrained_model": "style.method"},
             kinds=("pytorch", "duckdb"), plots=("data/label_budget/curve.png",),
+        ),
+        Stage(
+            "root_causes", "sim2real.rootcause.stage:root_causes",
+            "Root-cause checks: each suspected trait removed from the real target by a named intervention, the "
+            "source-only model re-evaluated; mIoU change with a bootstrap CI and a verdict, confirmed causes first.",
+            group="evaluation", upstream=("pretrained_model", "real_target", "styled_scenes"),
+            params=("project", "rootcause", "style.method", "evaluate.batch_size", "store"),
+            code=_ROOTCAUSE_CODE, picks={"pretrained_model": "style.method", "styled_scenes": "style.method"},
+            kinds=("pytorch", "duckdb"), plots=("data/root_causes/causes.png",),
         ),
     ]
 }

@@ -145,18 +145,19 @@ def test_corrupt_duckdb_file_is_refused_and_untouched(tmp_path: Path) -> None:
 def test_migrations_apply_once_and_newer_files_are_refused(tmp_path: Path, monkeypatch) -> None:
     path = tmp_path / "s.duckdb"
     Store(path).write_run(_rows("r1"))
-    v2 = S.Migration(2, "add runs.host", ("ALTER TABLE runs ADD COLUMN host VARCHAR",))
-    monkeypatch.setattr(S, "MIGRATIONS", [*S.MIGRATIONS, v2])
-    monkeypatch.setattr(S, "SCHEMA_VERSION", 2)
+    released = S.SCHEMA_VERSION
+    nxt = S.Migration(released + 1, "add runs.host", ("ALTER TABLE runs ADD COLUMN host VARCHAR",))
+    monkeypatch.setattr(S, "MIGRATIONS", [*S.MIGRATIONS, nxt])
+    monkeypatch.setattr(S, "SCHEMA_VERSION", released + 1)
     st = Store(path)
     assert st.count("runs") == 1  # a read of an older file migrates it first, then reads
     with st.connect() as con:
-        assert con.execute("SELECT max(version) FROM schema_version").fetchone()[0] == 2
+        assert con.execute("SELECT max(version) FROM schema_version").fetchone()[0] == released + 1
         assert "host" in [r[0] for r in con.execute("DESCRIBE runs").fetchall()]
     with st.connect() as con:  # applied once
-        assert con.execute("SELECT count(*) FROM schema_version").fetchone()[0] == 2
-    monkeypatch.setattr(S, "MIGRATIONS", S.MIGRATIONS[:1])
-    monkeypatch.setattr(S, "SCHEMA_VERSION", 1)
+        assert con.execute("SELECT count(*) FROM schema_version").fetchone()[0] == released + 1
+    monkeypatch.setattr(S, "MIGRATIONS", S.MIGRATIONS[:released])
+    monkeypatch.setattr(S, "SCHEMA_VERSION", released)
     with pytest.raises(StoreError, match="newer than this sim2real"):
         Store(path).count("runs")
 

@@ -24,9 +24,11 @@ from sim2real.config.evaluate import EvaluateConfig, StoreConfig
 from sim2real.config.label_budget import LabelBudgetConfig
 from sim2real.config.project import ProjectConfig
 from sim2real.config.real import RealConfig
+from sim2real.config.rootcause import RootCauseConfig
 from sim2real.config.style import StyleConfig
 from sim2real.config.synthetic import SyntheticConfig
 from sim2real.config.train import FinetuneConfig, ModelConfig, PretrainConfig
+from sim2real.config.transfer import TransferConfig
 
 __all__ = ["Config", "ConfigError", "load_config", "apply_overrides", "params_hash", "PROFILES_DIR"]
 
@@ -49,6 +51,8 @@ class Config(Section):
     evaluate: EvaluateConfig = EvaluateConfig()
     store: StoreConfig = StoreConfig()
     label_budget: LabelBudgetConfig = LabelBudgetConfig()
+    rootcause: RootCauseConfig = RootCauseConfig()
+    transfer: TransferConfig = TransferConfig()
 
     @model_validator(mode="after")
     def _fair_real_only_budget(self) -> Config:

@@ -154,6 +154,40 @@ TABLES: dict[str, tuple[str, list[Column]]] = {
         ("p_value", "DOUBLE", ""),
         ("n_points", "INTEGER", "models x style variants x test-time adaptations used"),
     ]),
+    "label_budget": ("The label-budget curve, one row per run of an arm. Key: (run_id, arm, n_label, seed, split).", [
+        ("run_id", "VARCHAR", ""),
+        ("arm", "VARCHAR", "source_only (N = 0) | synthetic (pretrained, then N real) | real_only (N real)"),
+        ("n_label", "VARCHAR", "N as configured: a number or 'all'"),
+        ("n", "INTEGER", "real labelled images it trained on (0 for source_only)"),
+        ("seed", "INTEGER", "run seed (training order and the N-image draw); NULL for source_only"),
+        ("split", "VARCHAR", "real/val (selection) | real/test (reported)"),
+        ("miou", "DOUBLE", "mIoU points (100 x fraction)"),
+        ("steps", "INTEGER", "optimizer steps of this arm's own training"),
+        ("total_steps", "INTEGER", "all optimizer steps behind the weights (pretraining + fine-tuning)"),
+        ("best_step", "INTEGER", "step of the checkpoint selected on real val"),
+    ]),
+    "root_causes": ("Root-cause checks, one row per intervention. Key: (run_id, model_id, split, intervention).", [
+        ("run_id", "VARCHAR", ""),
+        ("model_id", "VARCHAR", "the source-only model re-evaluated, e.g. source_only/reinhard"),
+        ("split", "VARCHAR", "real split intervened on: real/val | real/test"),
+        ("intervention", "VARCHAR", "registry name, e.g. brightness_contrast, sky_crop, class_presence"),
+        ("trait", "VARCHAR", "the suspected cause it removes"),
+        ("kind", "VARCHAR", "paired (images changed) | subset (images kept)"),
+        ("images", "INTEGER", "target images measured after the intervention"),
+        ("hardest_k", "INTEGER", "hardest images (by loss) of the hard-subset change"),
+        ("miou_before", "DOUBLE", "mIoU points on the original images"),
+        ("miou_after", "DOUBLE", "mIoU points on the intervened images"),
+        ("change", "DOUBLE", "after - before, all images (mIoU points)"),
+        ("ci_low", "DOUBLE", "bootstrap CI over images of the change (rootcause.ci)"),
+        ("ci_high", "DOUBLE", ""),
+        ("hard_change", "DOUBLE", "the change on the hardest k images"),
+        ("hard_ci_low", "DOUBLE", ""),
+        ("hard_ci_high", "DOUBLE", ""),
+        ("gap", "DOUBLE", "source mIoU (own styled val) - target mIoU, points"),
+        ("gap_share", "DOUBLE", "change / gap (NULL when there is no gap)"),
+        ("verdict", "VARCHAR", "confirmed | inconclusive | rejected"),
+        ("note", "VARCHAR", "why the verdict, and what the intervention did"),
+    ]),
 }
 
 RUN_TABLES = [t for t in TABLES if t != "runs"]
@@ -173,7 +207,9 @@ class Migration:
 
 # Append a Migration (never edit a released one) when the schema changes; bump SCHEMA_VERSION.
 MIGRATIONS: list[Migration] = [
-    Migration(1, "initial schema", tuple(_create_sql(t) for t in TABLES)),
+    Migration(1, "initial schema", tuple(_create_sql(t) for t in TABLES if t != "label_budget")),
+    Migration(2, "label-budget curve", (_create_sql("label_budget"),)),
+    Migration(3, "root-cause checks", (_create_sql("root_causes"),)),
 ]
 SCHEMA_VERSION = max(m.version for m in MIGRATIONS)
 

@@ -1,0 +1,175 @@
+"""Root-cause checks: the registry, the bootstrap verdicts, and a tiny run with an injected cause.
+
+The end-to-end test trains the tiny chain's source-only model, then makes the real target a darkened
+copy of the model's own synthetic val images: darkness is the only difference, so the brightness
+intervention must be *confirmed*, and sky cropping (nothing to equalize: same sky as the source) must
+be *rejected*.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+
+from sim2real.config import ConfigError, load_config
+from sim2real.rootcause import INTERVENTIONS, Intervened, Probe, get_intervention, intervention
+from sim2real.rootcause.interventions import brightness_contrast, class_presence, luma_stats, sky_crop
+from sim2real.rootcause.verdict import bootstrap_change, decide, miou_of
+from sim2real.taxonomy import CLASS_ID, NUM_CLASSES
+from tests.conftest import make_project
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _probe(n: int = 6, seed: int = 0, dark: float = 1.0) -> Probe:
+    rng = np.random.default_rng(seed)
+    src = rng.integers(40, 220, (n, 16, 24, 3)).astype(np.uint8)
+    masks = rng.integers(0, NUM_CLASSES, (n, 16, 24)).astype(np.uint8)
+    masks[:, :5] = CLASS_ID["Sky"]
+    tgt = (src.astype(np.float32) * dark).astype(np.uint8)
+    return Probe(tgt, masks.copy(), src, masks.copy(), np.arange(2), rng.random(n), load_config(
+        REPO / "params.yaml").rootcause)
+
+
+# ---------------------------------------------------------------- registry: one function adds one
+def test_a_user_adds_an_intervention_with_one_function() -> None:
+    @intervention("test_grayscale", trait="colour saturation")
+    def grayscale(p: Probe) -> Intervened:
+        """Every target image in shades of grey."""
+        g = p.images.mean(-1, keepdims=True).repeat(3, -1).astype(np.uint8)
+        return Intervened(g, p.masks)
+
+    try:
+        iv = get_intervention("test_grayscale")
+        assert iv.trait == "colour saturation" and iv.description == "Every target image in shades of grey."
+        out = iv(_probe())
+        assert out.images.shape == (6, 16, 24, 3) and (out.images[..., 0] == out.images[..., 1]).all()
+        cfg = load_config(REPO / "params.yaml", overrides=["rootcause.interventions=[test_grayscale]"])
+        assert cfg.rootcause.interventions == ["test_grayscale"]
+        with pytest.raises(ValueError, match="already registered"):
+            intervention("test_grayscale")(grayscale)
+    finally:
+        INTERVENTIONS.pop("test_grayscale", None)
+    with pytest.raises(KeyError, match="brightness_contrast"):  # an unknown name lists the choices
+        get_intervention("test_grayscale")
+
+
+def test_an_intervention_returning_the_wrong_shape_is_a_clear_error() -> None:
+    @intervention("test_bad")
+    def bad(p: Probe) -> Intervened:
+        return Intervened(p.images[:, :4], p.masks)
+
+    try:
+        with pytest.raises(ValueError, match="intervention 'test_bad' returned images"):
+            get_intervention("test_bad")(_probe())
+    finally:
+        INTERVENTIONS.pop("test_bad", None)
+
+
+def test_builtin_interventions_and_config_errors() -> None:
+    for name in ("colour_to_source", "brightness_contrast", "sky_crop", "blur_noise", "class_presence",
+                 "hard_sample_trait"):
+        assert name in INTERVENTIONS
+    with pytest.raises(ConfigError, match="rootcause.split"):
+        load_config(REPO / "params.yaml", overrides=["rootcause.split=train"])
+
+
+# ---------------------------------------------------------------- what the built-ins do
+def test_brightness_contrast_restores_darkened_images() -> None:
+    p = _probe(dark=0.3)
+    out = brightness_contrast(p)
+    mu_s, sd_s = luma_stats(p.source_images)
+    mu, sd = luma_stats(out.images)
+    assert abs(mu.mean() - mu_s.mean()) < 2 and abs(sd.mean() - sd_s.mean()) < 2
+    assert luma_stats(p.images)[0].mean() < 0.5 * mu_s.mean()
+
+
+def test_sky_crop_does_nothing_when_the_sky_matches_and_crops_when_it_does_not() -> None:
+    p = _probe()
+    same = sky_crop(p)
+    assert (same.images == p.images).all() and "nothing cropped" in same.note
+    masks = p.masks.copy()
+    masks[:, :10] = CLASS_ID["Sky"]  # far more sky than the source
+    more = sky_crop(Probe(p.images, masks, p.source_images, p.source_masks, p.hard, p.losses, p.settings))
+    assert not (more.masks == masks).all() and "cropped" in more.note
+
+
+def test_class_presence_keeps_a_matching_subset() -> None:
+    p = _probe(n=9)
+    masks = p.masks.copy()
+    masks[:3] = CLASS_ID["Sky"]  # three images with nothing but sky: unlike the source
+    out = class_presence(Probe(p.images, masks, p.source_images, p.source_masks, p.hard, p.losses, p.settings))
+    assert out.keep is not None and not set(out.keep) & {0, 1, 2} and len(out.keep) >= 3
+
+
+# ---------------------------------------------------------------- bootstrap and verdicts
+def _cms(n: int, correct: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    cms = np.zeros((n, NUM_CLASSES, NUM_CLASSES))
+    for i in range(n):
+        hits = rng.binomial(100, correct, NUM_CLASSES)
+        cms[i][np.arange(NUM_CLASSES), np.arange(NUM_CLASSES)] = hits
+        cms[i][np.arange(NUM_CLASSES), (np.arange(NUM_CLASSES) + 1) % NUM_CLASSES] = 100 - hits
+    return cms
+
+
+def test_bootstrap_is_seeded_and_the_verdicts_follow_the_rules() -> None:
+    before, after = _cms(20, 0.4, 0), _cms(20, 0.7, 1)
+    rows = np.arange(20)
+    ch = bootstrap_change(before, after, None, rows, 200, 0.95, seed=3)
+    assert ch == bootstrap_change(before, after, None, rows, 200, 0.95, seed=3)
+    assert ch.low > 0 and ch.value == pytest.approx(miou_of(after.sum(0)) - miou_of(before.sum(0)))
+    assert decide(ch, gap=ch.value * 2, min_share=0.1, band=0.5)[0] == "confirmed"
+    assert decide(ch, gap=ch.value * 20, min_share=0.1, band=0.5)[0] == "inconclusive"  # closes too little
+    same = bootstrap_change(before, before, None, rows, 200, 0.95, seed=3)
+    assert (same.value, same.low, same.high) == (0, 0, 0) and decide(same, 10.0, 0.1, 0.5)[0] == "rejected"
+    worse = bootstrap_change(after, before, None, rows, 200, 0.95, seed=3)
+    assert decide(worse, 10.0, 0.1, 0.5)[0] == "rejected"
+    # a subset: the kept images' mIoU against all images of the same resample
+    keep = np.arange(10)
+    sub = bootstrap_change(before, before[keep], keep, rows, 200, 0.95, seed=3)
+    assert sub.images == 10 and sub.value == pytest.approx(miou_of(before[:10].sum(0)) - miou_of(before.sum(0)))
+
+
+# ---------------------------------------------------------------- a tiny run with an injected cause
+def test_darkened_target_brightness_confirmed_sky_crop_rejected(tmp_path: Path) -> None:
+    from sim2real.runner import run_stage
+    from sim2real.shards import ShardDataset, write_dataset
+
+    root = make_project(tmp_path / "proj", dvc=False)
+    cfg = load_config(root / "params.yaml", overrides=[
+        "style.method=none", "style.ablation=[none]", "synthetic.num_val=24", "pretrain.steps=40",
+        "pretrain.eval_every=40", "rootcause.interventions=[brightness_contrast,sky_crop,colour_to_source]",
+        "rootcause.hardest_k=6", "rootcause.bootstrap=200",
+        # same images, same sky: a sky difference this small is "nothing to equalize" (the irrelevant trait)
+        "rootcause.sky_tolerance=0.05"])
+    for name, item in [("synthetic_scenes", None), ("real_target", None), ("augmented_scenes", None),
+                       ("styled_scenes", "none"), ("pretrained_model", "none")]:
+        run_stage(name, item, root=root, cfg=cfg)
+    # the injected cause: the target is the model's own val images, made darker
+    own = ShardDataset(root / "data/styled_scenes/none/val")
+    images, masks = own.arrays()
+    val = root / "data/real_target/val"
+    write_dataset(val, (images.astype(np.float32) * 0.2).astype(np.uint8), masks)
+
+    result = run_stage("root_causes", root=root, cfg=cfg)
+    doc = json.loads((root / "data/root_causes/causes.json").read_text())
+    verdicts = {c["intervention"]: c["verdict"] for c in doc["causes"]}
+    assert doc["gap"]["gap"] > 1.0, doc["gap"]
+    assert verdicts["brightness_contrast"] == "confirmed", doc["causes"]
+    assert verdicts["sky_crop"] == "rejected", doc["causes"]
+    assert doc["causes"][0]["verdict"] == "confirmed"  # confirmed causes first
+    md = (root / "data/root_causes/causes.md").read_text()
+    assert md.index("CONFIRMED: brightness and contrast") < md.index("| trait")
+    assert (root / "data/root_causes/causes.png").stat().st_size > 5_000
+    assert "brightness_contrast" in result.extra["confirmed"] and result.tables and result.plots
+    con = duckdb.connect(str(root / "data/store/sim2real.duckdb"), read_only=True)
+    try:
+        rows = dict(con.execute("SELECT intervention, verdict FROM root_causes").fetchall())
+    finally:
+        con.close()
+    assert rows == verdicts
