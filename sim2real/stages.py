@@ -135,6 +135,8 @@ _ROOTCAUSE_CODE = ("sim2real/rootcause", "sim2real/style/methods.py", "sim2real/
                    "sim2real/evaluate/metrics.py", "sim2real/evaluate/hard_samples.py",
                    "sim2real/evaluate/domain_stats.py", "sim2real/evaluate/data.py", "sim2real/evaluate/store.py",
                    "sim2real/train/checkpoint.py", "sim2real/train/models.py", "sim2real/train/weights.py")
+# the transferability ablation: training with frozen encoder stages, scored on real val
+_TRANSFER_CODE = ("sim2real/transfer", *_TRAIN_CODE)
 
 STAGES: dict[str, Stage] = {
     s.name: s
@@ -238,6 +240,25 @@ STAGES: dict[str, Stage] = {
             params=("project", "rootcause", "style.method", "evaluate.batch_size", "store"),
             code=_ROOTCAUSE_CODE, picks={"pretrained_model": "style.method", "styled_scenes": "style.method"},
             kinds=("pytorch", "duckdb"), plots=("data/root_causes/causes.png",),
+        ),
+        Stage(
+            "transfer_ablation", "sim2real.transfer.runs:transfer_ablation",
+            "One point of the transferability curve: fine-tuning on the N real images with encoder stages 1..k "
+            "frozen, from the synthetic-pretrained model and from the ImageNet-only init; best on real val.",
+            group="transfer", upstream=("pretrained_model", "real_target"),
+            # the keys one run reads; transfer.frozen / seeds only say which runs exist
+            params=("project", "model", "style.method", "finetune.lr", "finetune.batch_size", "finetune.weight_decay",
+                    "finetune.warmup_frac", "finetune.amp", "transfer.steps", "transfer.evals_per_run"),
+            code=_TRANSFER_CODE, grid=(("k", "transfer.frozen"), ("seed", "transfer.seeds")),
+            picks={"pretrained_model": "style.method"}, kinds=("pytorch", "smp"),
+        ),
+        Stage(
+            "transfer_curve", "sim2real.transfer.curve:transfer_curve",
+            "Layer-wise transferability: real-val mIoU against k frozen encoder stages with the seed spread, "
+            "synthetic-pretrained vs ImageNet-only init; which stages transfer and which must adapt.",
+            group="transfer", upstream=("transfer_ablation",),
+            params=("project", "transfer", "finetune.lr", "finetune.batch_size"),
+            code=_TRANSFER_CODE, plots=("data/transfer_curve/curve.png",),
         ),
     ]
 }

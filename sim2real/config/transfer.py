@@ -15,13 +15,13 @@ from sim2real.config.base import Section
 
 class TransferConfig(Section):
     # k = encoder stages 1..k frozen (0 = none); efficientnet-lite0 has 5 stages  -S 'transfer.frozen=[0,1,2,3,4,5]'
-    frozen: list[int] = Field(default_factory=lambda: [0, 2, 5], min_length=1)
+    frozen: list[int] = Field(default_factory=lambda: [0, 3, 5], min_length=1)
     # one run per init per seed (data order, head init of the ImageNet arm); mean and spread over seeds
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     # fine-tuning optimizer steps per run (both inits); lr and batch size are finetune.lr / finetune.batch_size
-    steps: int = Field(60, ge=1)
+    steps: int = Field(30, ge=1)
     # validations on real val per run; the best one is kept
-    evals_per_run: int = Field(3, ge=1)
+    evals_per_run: int = Field(2, ge=1)
 
     @field_validator("frozen", "seeds")
     @classmethod
