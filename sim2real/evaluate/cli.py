@@ -123,8 +123,10 @@ def evaluate_main(checkpoint: Path, root: Path, split: str | None, mapping: Path
     fmt = fmt or detect_format(root)
     try:
         data = load_split(root, fmt, split, height, width, mapping=mapping, skip_bad=skip_bad)
-    except DatasetError as err:  # the importer's hint names the stage param; here it is a flag
-        raise DatasetError(str(err).replace("set real.skip_bad=true", "pass --skip-bad")) from None
+    except DatasetError as err:  # one line naming the first bad file; the importer's hint names a flag here
+        head, *files = str(err).replace("set real.skip_bad=true", "pass --skip-bad").splitlines()
+        more = f" (and {len(files) - 1} more)" if len(files) > 1 else ""
+        raise DatasetError(f"{head} {files[0].strip()}{more}" if files else head) from None
     result = evaluate_model(model, data.images, data.masks, device, cfg.evaluate.batch_size)
     split_name = f"{fmt}:{split or 'default'}"
     sha = file_sha(checkpoint)
