@@ -176,21 +176,26 @@ TRAIT_INTERVENTION = {"brightness": "brightness_contrast", "contrast": "brightne
 
 @intervention("hard_sample_trait", trait="what the hardest images share")
 def hard_sample_trait(p: Probe) -> Intervened:
-    """The hard-sample table's strongest normalizable trait, moved toward the rest of the target (the easier images)."""
+    """The hard-sample table's strongest normalizable trait: the hardest images' moved toward the rest of the target."""
     props = image_properties(p.images, p.masks)
     props["loss"] = np.asarray(p.losses, np.float64)
     rows = compare_hard_vs_rest(props, p.hard)
     row = next((r for r in rows if r["property"] in TRAIT_INTERVENTION and r["effect_size"] is not None), None)
     if row is None or len(p.hard) >= len(p.images):
         return Intervened(p.images.copy(), p.masks.copy(), note="no normalizable trait in the hard-sample table")
-    rest = np.setdiff1d(np.arange(len(p.images)), p.hard)
-    easy = dataclasses.replace(p, source_images=p.images[rest], source_masks=p.masks[rest])
+    hard = np.asarray(p.hard, dtype=int)
+    rest = np.setdiff1d(np.arange(len(p.images)), hard)
+    # the hardest images alone, with the easier target images as the reference to move toward
+    sub = dataclasses.replace(p, images=p.images[hard], masks=p.masks[hard], source_images=p.images[rest],
+                              source_masks=p.masks[rest], hard=np.arange(len(hard)), losses=p.losses[hard])
     name = TRAIT_INTERVENTION[row["property"]]
-    out = INTERVENTIONS[name].func(easy)
-    out.trait = f"{row['property']} (hardest {row['hardest_mean']:.3g} vs rest {row['rest_mean']:.3g}, " \
-                f"effect {row['effect_size']:+.2f} sd)"
-    out.note = f"{name} toward the {len(rest)} easier target images: {out.note}"
-    return out
+    moved = INTERVENTIONS[name].func(sub)
+    images, masks = p.images.copy(), p.masks.copy()
+    images[hard], masks[hard] = moved.images, moved.masks
+    trait = (f"{row['property']} of the hardest images ({row['hardest_mean']:.3g} vs rest {row['rest_mean']:.3g}, "
+             f"effect {row['effect_size']:+.2f} sd)")
+    return Intervened(images, masks, trait=trait,
+                      note=f"{name} on the {len(hard)} hardest images toward the {len(rest)} others: {moved.note}")
 
 
 BUILTIN = ("colour_to_source", "brightness_contrast", "sky_crop", "blur_noise", "class_presence", "hard_sample_trait")
