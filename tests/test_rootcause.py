@@ -106,6 +106,19 @@ def test_class_presence_keeps_a_matching_subset() -> None:
     assert out.keep is not None and not set(out.keep) & {0, 1, 2} and len(out.keep) >= 3
 
 
+def test_hard_sample_trait_normalizes_what_the_hardest_images_share() -> None:
+    from sim2real.rootcause.interventions import hard_sample_trait
+
+    p = _probe(n=8)
+    images = p.images.copy()
+    images[:2] = (images[:2] * 0.3).astype(np.uint8)  # the two hardest images are the dark ones
+    out = hard_sample_trait(Probe(images, p.masks, p.source_images, p.source_masks, np.arange(2), p.losses,
+                                  p.settings))
+    assert out.trait.startswith("brightness") or out.trait.startswith("contrast"), out.trait
+    assert (out.images[2:] == images[2:]).all() and not (out.images[:2] == images[:2]).all()
+    assert luma_stats(out.images[:2])[0].mean() > 2 * luma_stats(images[:2])[0].mean()
+
+
 # ---------------------------------------------------------------- bootstrap and verdicts
 def _cms(n: int, correct: float, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
