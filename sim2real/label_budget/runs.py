@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from sim2real.config import Config
-from sim2real.context import StageContext, StepResult, markdown_table
+from sim2real.context import StageContext, StepResult, markdown_table, write_json
 from sim2real.evaluate.predict import evaluate_model
 from sim2real.real.fewshot import select_few_shot
 from sim2real.shards import replace_dir
@@ -94,9 +94,7 @@ def _arm(arm: str, run_dir: Path, model: Any, job: Any, few: ArrayData, splits: 
     scores = {"arm": arm, **budget, "steps": result.steps_done, "best_step": metrics["best_step"],
               "val": score(best, splits["val"], device, eval_batch),
               "test": score(best, splits["test"], device, eval_batch)}
-    tmp = done.with_name(done.name + ".tmp")
-    tmp.write_text(json.dumps(scores, indent=1, sort_keys=True))
-    tmp.replace(done)
+    write_json(done, scores)
     return scores
 
 
@@ -155,7 +153,7 @@ def label_budget_run(cfg: Config, ctx: StageContext) -> StepResult:
            "source_checkpoint_sha": pre_sha, "arms": {"synthetic": syn, "real_only": ro},
            "gain_test": round(syn["test"]["miou"] - ro["test"]["miou"], 4),
            "gain_val": round(syn["val"]["miou"] - ro["val"]["miou"], 4)}
-    (work / "run.json").write_text(json.dumps(run, indent=1, sort_keys=True))
+    write_json(work / "run.json", run)
     (work / "fingerprint.txt").unlink(missing_ok=True)
     replace_dir(work, out)
     rows = [{"arm": a, "steps": s["steps"], "best step": s["best_step"], "val mIoU": s["val"]["miou"],

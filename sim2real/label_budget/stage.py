@@ -12,18 +12,18 @@ from __future__ import annotations
 import hashlib
 import html
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from sim2real.config import Config, params_hash
-from sim2real.context import StageContext, StepResult, markdown_table
+from sim2real.context import StageContext, StepResult, markdown_table, write_json
 from sim2real.evaluate.store import RunRows, Store, git_revision, resolve_store_path
 from sim2real.label_budget.curve import LabelsSaved, Point, aggregate, labels_saved, paired_gain
 from sim2real.label_budget.runs import items, run_dir, score
-from sim2real.shards import replace_dir, temp_sibling
+from sim2real.previews import pyplot
+from sim2real.shards import staged_dir
 from sim2real.train import checkpoint as ckpt
 from sim2real.train.loop import ArrayData
 
@@ -122,11 +122,7 @@ def saved_text(saved: LabelsSaved) -> str:
 
 def plot_curve(s: dict[str, Any], budgets: list[dict[str, Any]], runs: list[dict[str, Any]], split: str,
                path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.6))
     for arm, colour, label in (("real_only", "tab:blue", "real-only"), ("synthetic", "tab:orange", "synthetic + N")):
         pts = s[arm]
@@ -237,20 +233,21 @@ def label_budget(cfg: Config, ctx: StageContext) -> StepResult:
         cfg: `label_budget.sizes`/`seeds` (which runs), `style.method` (source-only model), `store`.
         ctx: writes `data/label_budget/`.
     """
+    store = Store(resolve_store_path(cfg.store.path, ctx.root), cfg.store.lock_timeout_s)
+    store.check_writable()  # before the work: a read-only or full store fails now, not after it
     runs = load_runs(cfg, ctx.root)
     src = source_only(cfg, ctx)
     summaries = {split: summarize(runs, src, split) for split in SPLITS}
     budgets = budget_rows(runs)
     test = summaries["test"]
     out = ctx.stage_dir()
-    tmp = temp_sibling(out)
-    try:
+    with staged_dir(out) as tmp:
         plot_curve(test, budgets, runs, "test", tmp / "curve.png")
         plot_curve(summaries["val"], budgets, runs, "val", tmp / "curve_val.png")
         table = markdown_table(table_rows(test))
         text = (f"## Label-budget curve (mIoU points on {SPLITS['test']}, never used for selection)\n\n"
                 f"{table}\n\n{saved_text(test['labels_saved'])}\n\n### Budgets (optimizer steps)\n\n"
-                f"{markdown_table(budget_rows(runs))}\n")
+                f"{markdown_table(budgets)}\n")
         (tmp / "curve.md").write_text(text)
         (tmp / "report.html").write_text(render_html(test, budgets, saved_text(test["labels_saved"])))
         doc = {split: {"source_only": vars(s["source_only"]), "synthetic": [vars(p) for p in s["synthetic"]],
@@ -259,21 +256,16 @@ def label_budget(cfg: Config, ctx: StageContext) -> StepResult:
                                         "text": saved_text(s["labels_saved"])}}
                for split, s in summaries.items()}
         doc["budgets"] = budgets
-        (tmp / "curve.json").write_text(json.dumps(doc, indent=1, sort_keys=True, default=float))
+        write_json(tmp / "curve.json", doc)
         tables = store_rows(runs, src, summaries)
         run_id = "budget-" + hashlib.sha256(json.dumps([params_hash(cfg), doc], sort_keys=True, default=str)
                                             .encode()).hexdigest()[:12]
-        store = Store(resolve_store_path(cfg.store.path, ctx.root), cfg.store.lock_timeout_s)
         store.write_run(RunRows(
             run={"run_id": run_id, "stage": "label_budget", "git_rev": git_revision(ctx.root),
                  "params_hash": params_hash(cfg), "params_json": json.dumps(cfg.to_dict(), sort_keys=True),
                  "target": cfg.real.source, "image_height": cfg.project.image_height,
                  "image_width": cfg.project.image_width, "note": ""},
             tables=tables))
-        replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     metrics = headline_metrics(summaries)
     rel = out.relative_to(ctx.root)
     return StepResult(metrics=metrics, tables={"label-budget curve (real test, mIoU points)": table,
