@@ -163,11 +163,17 @@ def fetch(
 
 
 @app.command()
-def ui(port: int = 3000, host: str = "127.0.0.1") -> None:
-    """Open the Dagster UI (`dagster dev`) with the project-local instance in .dagster_home/."""
+def ui(port: int = 3000, host: str = "127.0.0.1",
+       stop_timeout: Annotated[float, typer.Option(help="seconds to wait before SIGKILL on stop")] = 20.0) -> None:
+    """Open the Dagster UI (`dagster dev`) with the project-local instance in .dagster_home/.
+
+    `dagster dev` runs in its own process group with default signal handling; SIGTERM, SIGINT and
+    SIGHUP sent to this command stop the whole group (SIGKILL after --stop-timeout seconds).
+    """
     import os
 
     from sim2real.context import repo_root
+    from sim2real.procgroup import run_group
 
     root = repo_root()
     env = dict(os.environ, DAGSTER_HOME=str(root / ".dagster_home"), SIM2REAL_ROOT=str(root))
@@ -175,7 +181,7 @@ def ui(port: int = 3000, host: str = "127.0.0.1") -> None:
     exe = Path(sys.executable).with_name("dagster")
     cmd = [str(exe) if exe.exists() else "dagster", "dev", "-w", str(root / "workspace.yaml"),
            "-p", str(port), "-h", host]
-    raise typer.Exit(subprocess.call(cmd, cwd=root, env=env))
+    raise typer.Exit(run_group(cmd, cwd=root, env=env, stop_timeout=stop_timeout))
 
 
 @app.command()
