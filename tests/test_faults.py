@@ -201,8 +201,11 @@ CASES = [
     Case("garbage upstream model.pt", _garbage_upstream, 2, "model.pt: not a torch checkpoint",
          ("data/pretrained_model/",)),
     # store
-    Case("store's parent is a file", _store_parent_is_a_file, 2, "Not a directory"),
+    Case("store's parent is a file", _store_parent_is_a_file, 2, "afile is a file, not a folder"),
     Case("store file is not DuckDB", _store_not_duckdb, 2, "notdb.duckdb exists but is not a DuckDB database"),
+    Case("gap_report's store not writable (checked before the work)",
+         lambda r: ((r / "afile").write_text("x"), ["run", "gap_report", "-S", "store.path=afile/s.duckdb"])[1],
+         2, "afile/s.duckdb: the store is not writable: "),
     Case("gap --store with a broken params.yaml", _broken_params, 0, ""),
 ]
 

@@ -294,6 +294,9 @@ class Store:
         """
         self._check_file()
         parent = self.path.parent
+        existing = next((p for p in (parent, *parent.parents) if p.exists()), None)
+        if existing is not None and not existing.is_dir():
+            raise StoreError(f"{self.path}: the store is not writable: {existing} is a file, not a folder")
         try:
             parent.mkdir(parents=True, exist_ok=True)
             probe = parent / f".{self.path.name}.probe-{os.getpid()}"
