@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sim2real.config import Config, ConfigError, load_config
 from sim2real.context import StageContext, StepResult, write_json
+from sim2real.reporting import dvc_metrics, for_report
 from sim2real.stages import get_stage
 
 log = logging.getLogger("sim2real")
@@ -73,11 +74,11 @@ def run_stage(name: str, item: str | None = None, root: Path | None = None,
     ctx = StageContext(root=root, stage=name, item=item)
     t0 = time.perf_counter()
     log.info("stage %s%s: start", name, f"@{item}" if item else "")
-    result = stage.resolve()(cfg, ctx)
+    result = for_report(name, stage.resolve()(cfg, ctx))  # mIoU in points from here on
     result.split_timings()
     result.timings["wall_s"] = round(time.perf_counter() - t0, 2)
     result.write(root / stage.summary_file(item))
-    write_json(root / stage.metrics_file(item), result.all_metrics())
+    write_json(root / stage.metrics_file(item), dvc_metrics(name, result))
     log.info("stage %s%s: done in %.1fs", name, f"@{item}" if item else "", result.timings["wall_s"])
     return result
 
