@@ -26,6 +26,9 @@ class RealConfig(Section):
     proxy_val: int = Field(48, ge=1)
     proxy_test: int = Field(48, ge=1)
     skip_bad: bool = False  # skip unreadable/invalid files (listed in the report) instead of failing
+    # frames of another aspect than the working size: squash (resize both sides) | pad (keep the aspect,
+    # void-labelled border) | window (short side resized, working-size windows along the long side)
+    fit: Literal["squash", "pad", "window"] = "squash"
 
     @model_validator(mode="after")
     def _root_for_datasets(self) -> RealConfig:

@@ -122,7 +122,7 @@ def evaluate_main(checkpoint: Path, root: Path, split: str | None, mapping: Path
     width = int(proj.get("image_width", cfg.project.image_width))
     fmt = fmt or detect_format(root)
     try:
-        data = load_split(root, fmt, split, height, width, mapping=mapping, skip_bad=skip_bad)
+        data = load_split(root, fmt, split, height, width, mapping=mapping, skip_bad=skip_bad, fit=cfg.real.fit)
     except DatasetError as err:  # one line naming the first bad file; the importer's hint names a flag here
         head, *files = str(err).replace("set real.skip_bad=true", "pass --skip-bad").splitlines()
         more = f" (and {len(files) - 1} more)" if len(files) > 1 else ""
@@ -132,7 +132,7 @@ def evaluate_main(checkpoint: Path, root: Path, split: str | None, mapping: Path
     sha = file_sha(checkpoint)
     map_sha = file_sha(mapping) if mapping else ""
     run_id = "eval-" + hashlib.sha256(json.dumps(
-        [sha, str(root.resolve()), fmt, split, map_sha, height, width]).encode()).hexdigest()[:12]
+        [sha, str(root.resolve()), fmt, split, map_sha, height, width, cfg.real.fit]).encode()).hexdigest()[:12]
     model_id = f"checkpoint/{info.get('stage', 'model')}"
     keys = {"model_id": model_id, "split": split_name, "adaptation": "none"}
     props = {**image_properties(data.images, data.masks), "loss": result.losses, "miou": result.image_miou,
@@ -144,15 +144,16 @@ def evaluate_main(checkpoint: Path, root: Path, split: str | None, mapping: Path
                                            .encode()).hexdigest()[:16],
              "params_json": json.dumps(info.get("params", {}), sort_keys=True, default=str),
              "target": f"{fmt}:{root.resolve()}", "image_height": height, "image_width": width,
-             "note": f"{len(data.skipped)} file(s) skipped" if data.skipped else ""},
+             "note": f"real.fit={cfg.real.fit}" + (f"; {len(data.skipped)} file(s) skipped" if data.skipped else "")},
         tables={"models": [_checkpoint_row(model_id, checkpoint, sha, info)],
                 "metrics": [{**keys, **r} for r in result.metric_rows()],
                 "class_iou": [{**keys, **r} for r in result.scores.class_rows()],
                 "hard_samples": [{"model_id": model_id, "split": split_name, **r}
                                  for r in hard_sample_rows(hard, data.names, props)]})
     st.write_run(rows)
+    # which fit (params real.fit) turned frames of another aspect into working-size samples
     head = (f"{checkpoint} on {root} [{split_name}] at {height}x{width}: {len(data)} images"
-            + (f" ({len(data.skipped)} skipped)" if data.skipped else ""))
+            + (f" ({len(data.skipped)} skipped)" if data.skipped else "") + f"; real.fit={cfg.real.fit}")
     return _summary(head, result, f"stored as run {run_id} in {st.path}")
 
 

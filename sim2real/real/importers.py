@@ -32,9 +32,9 @@ from typing import Any
 
 import numpy as np
 import yaml
-from PIL import Image
 
 from sim2real.progress import Progress
+from sim2real.real.aspect import fit_frame
 from sim2real.real.validate import (
     IMAGE_SUFFIXES,
     UNKNOWN,
@@ -330,16 +330,13 @@ def available_splits(root: str | Path, fmt: str) -> list[str]:
 # ---------------------------------------------------------------- loading
 
 
-def _load_one(pair: _Pair, lut: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+def _load_one(pair: _Pair, lut: np.ndarray, height: int, width: int, fit: str = "squash",
+              ) -> list[tuple[str, np.ndarray, np.ndarray]]:
     image = read_image(pair.image)
     raw = read_mask(pair.mask)
     check_same_size(image, raw, pair.image, pair.mask)
     ids = map_labels(raw, lut, pair.mask)
-    if image.shape[:2] != (height, width):
-        # PIL's bilinear widens its kernel when shrinking (area-like, no aliasing); masks stay nearest
-        image = np.asarray(Image.fromarray(image).resize((width, height), Image.BILINEAR))
-        ids = np.asarray(Image.fromarray(ids).resize((width, height), Image.NEAREST))
-    return image, ids
+    return fit_frame(image, ids, height, width, fit)
 
 
 def _workers() -> int:
@@ -348,7 +345,7 @@ def _workers() -> int:
 
 
 def load_split(root: str | Path, fmt: str, split: str | None, height: int, width: int,
-               mapping: str | Path | dict | None = None, skip_bad: bool = False) -> LabelledSet:
+               mapping: str | Path | dict | None = None, skip_bad: bool = False, fit: str = "squash") -> LabelledSet:
     """Import one split, validated, resized to `height` x `width`, ids mapped to the taxonomy.
 
     Args:
@@ -360,6 +357,8 @@ def load_split(root: str | Path, fmt: str, split: str | None, height: int, width
         mapping: label mapping file or dict (source id -> class name, id or "void"); overrides the
             format's own mapping.
         skip_bad: skip invalid files (listed in `skipped`) instead of failing.
+        fit: squash | pad | window: how a frame of another aspect becomes working-size samples
+            (`sim2real.real.aspect`); window gives several samples per frame, named `<stem>@x<offset>`.
 
     Returns:
         LabelledSet sorted by name.
@@ -380,9 +379,9 @@ def load_split(root: str | Path, fmt: str, split: str | None, height: int, width
     where = f"{root} [{fmt}:{split or 'all'}]"
     images, masks, names, sources = [], [], [], []
 
-    def job(pair: _Pair) -> tuple[np.ndarray, np.ndarray] | DatasetError:
+    def job(pair: _Pair) -> list[tuple[str, np.ndarray, np.ndarray]] | DatasetError:
         try:
-            return _load_one(pair, lut, height, width)
+            return _load_one(pair, lut, height, width, fit)
         except DatasetError as err:
             return err
 
@@ -394,10 +393,11 @@ def load_split(root: str | Path, fmt: str, split: str | None, height: int, width
                 path, _, reason = str(res).partition(": ")
                 problems.append((path, reason))
                 continue
-            images.append(res[0])
-            masks.append(res[1])
-            names.append(pair.name)
-            sources.append(str(pair.image.relative_to(root)))
+            for suffix, image, ids in res:
+                images.append(image)
+                masks.append(ids)
+                names.append(pair.name + suffix)
+                sources.append(str(pair.image.relative_to(root)))
     if problems and not skip_bad:
         listed = "\n".join(f"  {p}: {r}" for p, r in problems[:20])
         more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""

@@ -65,7 +65,7 @@ def gather_splits(cfg: Config, ctx: StageContext) -> tuple[dict[str, LabelledSet
         raise DatasetError(f"{root}: {real.source} dataset needs splits train and val; missing {missing} "
                            f"(found {present})")
     def load(split: str) -> LabelledSet:
-        return load_split(root, real.source, split, h, w, mapping=mapping, skip_bad=real.skip_bad)
+        return load_split(root, real.source, split, h, w, mapping=mapping, skip_bad=real.skip_bad, fit=real.fit)
 
     splits = {"train": load("train"), "val": load("val")}
     if "test" in present:
@@ -81,7 +81,7 @@ def gather_splits(cfg: Config, ctx: StageContext) -> tuple[dict[str, LabelledSet
                 f"file-name order (sequence, then frame) into val = first {len(splits['val'])} "
                 f"(model selection) and test = last {len(splits['test'])} (final numbers only)")
     info = {"source": real.source, "root": str(root), "format": real.source, "test_from": test_from,
-            "mapping": mapping, "note": note}
+            "mapping": mapping, "fit": real.fit, "note": note}
     return splits, info
 
 
