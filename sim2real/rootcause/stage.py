@@ -231,8 +231,9 @@ def root_causes(cfg: Config, ctx: StageContext) -> StepResult:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    metrics = {"gap": gap["gap"], "confirmed": float(sum(r["verdict"] == "confirmed" for r in rows))}
-    metrics |= {f"change/{r['intervention']}": r["all"]["value"] for r in rows if np.isfinite(r["all"]["value"])}
+    # mIoU-named keys: they are the stage's headline numbers in `dvc metrics show`
+    metrics = {"gap_miou": gap["gap"], "confirmed": float(sum(r["verdict"] == "confirmed" for r in rows))}
+    metrics |= {f"miou_change/{r['intervention']}": r["all"]["value"] for r in rows if np.isfinite(r["all"]["value"])}
     return StepResult(metrics=metrics, tables={f"root causes ({gap['target']}, mIoU points)": table},
                       plots={"root causes": str((out / "causes.png").relative_to(ctx.root))},
                       text="\n".join(lines), extra={"confirmed": [r["intervention"] for r in rows
