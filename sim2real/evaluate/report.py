@@ -604,6 +604,9 @@ def render_html(inp: ReportInputs, plots: dict[str, str]) -> str:
         parts.append("<div class='warnbox'>" + "<br>".join(f"<b>Warning:</b> {html.escape(w)}"
                                                            for w in inp.warnings) + "</div>")
     parts += ["<h2>Headline (mIoU points)</h2>", _html_table(headline_pivot(inp.headline)),
+              "<p class='meta'>What synthetic data buys at every label budget, with fair real-only baselines "
+              "and the labels it saves: <a href='../label_budget/report.html'>the label-budget curve</a> "
+              "(stage <code>label_budget</code>, <code>dvc repro label_budget</code>).</p>",
               "<h2>Findings</h2><ul class='findings'>", *[f"<li>{f}</li>" for f in findings(inp)], "</ul>",
               "<h2>Plots</h2>"]
     for title, name in plots.items():
