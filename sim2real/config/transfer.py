@@ -19,9 +19,9 @@ class TransferConfig(Section):
     # one run per init per seed (data order, head init of the ImageNet arm); mean and spread over seeds
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     # fine-tuning optimizer steps per run (both inits); lr and batch size are finetune.lr / finetune.batch_size
-    steps: int = Field(30, ge=1)
+    steps: int = Field(20, ge=1)
     # validations on real val per run; the best one is kept
-    evals_per_run: int = Field(2, ge=1)
+    evals_per_run: int = Field(1, ge=1)
 
     @field_validator("frozen", "seeds")
     @classmethod
