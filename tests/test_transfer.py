@@ -113,3 +113,18 @@ def test_tiny_transfer_curve(tmp_path: Path) -> None:
     doc = json.loads((out / "curve.json").read_text())
     assert [p["k"] for p in doc["points"]["synthetic"]] == [0, 2]
     assert "synthetic_k0_val_miou" in result.metrics and result.plots
+
+
+def test_the_reading_says_how_deep_the_encoder_transfers() -> None:
+    from sim2real.transfer.curve import reading, transferable_depth
+
+    def pts(*means: tuple[int, float]) -> list[dict]:
+        return [{"k": k, "mean": m, "spread": 0.0, "seeds": 1, "values": [m]} for k, m in means]
+
+    assert transferable_depth(pts((0, 40.0), (1, 39.5), (3, 36.0), (5, 30.0))) == 1
+    assert transferable_depth(pts((0, 40.0), (2, 41.0), (5, 39.5))) == 5
+    assert transferable_depth(pts((2, 40.0))) is None
+    lines = reading({"synthetic": pts((0, 40.0), (1, 39.5), (3, 36.0)), "imagenet": pts((0, 30.0), (3, 20.0))}, 5)
+    assert "stages 1..1 of 5 transfer as they are; the stages above 1 must adapt" in lines[0]
+    assert "must adapt" in lines[1] and lines[2].startswith("Synthetic pretraining vs ImageNet-only init") \
+        and "+10.0" in lines[2]

@@ -68,18 +68,36 @@ def transferable_depth(points: list[dict[str, Any]]) -> int | None:
 
 
 def reading(summary: dict[str, list[dict[str, Any]]], stages: int) -> list[str]:
+    """What the curve says, per init: how deep the encoder transfers as it is, and where it must adapt."""
     lines = []
     for arm in ARMS:
-        d = transferable_depth(summary[arm])
-        if d is None:
+        pts = summary[arm]
+        d = transferable_depth(pts)
+        base = next((p for p in pts if p["k"] == 0), None)
+        if d is None or base is None:
             lines.append(f"{LABELS[arm]}: no k = 0 run, so no reference to measure the cost of freezing against "
                          "(add 0 to transfer.frozen).")
-        elif d == 0:
-            lines.append(f"{LABELS[arm]}: freezing even the first tested stages costs more than "
-                         f"{TOLERANCE:g} point(s) (or the seed spread): the encoder must adapt from the input up.")
+            continue
+        costs = ", ".join(f"1..{p['k']}: {base['mean'] - p['mean']:+.1f}" for p in pts if p["k"] > 0)
+        if d == 0:
+            text = "freezing even the shallowest tested stages costs more than the tolerance: the encoder must adapt"
+        elif d >= stages:
+            text = (f"freezing the whole encoder (all {stages} stages) costs at most the tolerance: at this budget "
+                    "its features transfer as they are and only the decoder and head adapt")
         else:
-            lines.append(f"{LABELS[arm]}: stages 1..{d} of {stages} transfer as they are (freezing them costs at "
-                         f"most {TOLERANCE:g} point(s) or the seed spread); the stages above {d} must adapt.")
+            text = f"stages 1..{d} of {stages} transfer as they are; the stages above {d} must adapt"
+        tol = max(TOLERANCE, *(p["spread"] for p in pts))
+        later = [p["k"] for p in pts if p["k"] > d and base["mean"] - p["mean"] <= tol]
+        if later:
+            text += (f" (but freezing 1..{later[-1]} is within the tolerance again: the curve is not monotonic, "
+                     f"so seed noise dominates at this budget; add seeds or steps)")
+        lines.append(f"{LABELS[arm]}: {text}. Cost of freezing stages (points, k = 0 minus k): {costs}; "
+                     f"tolerance {tol:.1f} (max of {TOLERANCE:g} and the seed spread).")
+    syn = next((p for p in summary["synthetic"] if p["k"] == 0), None)
+    img = next((p for p in summary["imagenet"] if p["k"] == 0), None)
+    if syn and img:
+        lines.append(f"Synthetic pretraining vs ImageNet-only init, nothing frozen: {syn['mean'] - img['mean']:+.1f} "
+                     "points on real val.")
     return lines
 
 
