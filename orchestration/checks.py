@@ -11,7 +11,9 @@ from sim2real.taxonomy import CLASSES, NUM_CLASSES, VOID, class_histogram
 
 LABELLED = {"synthetic_scenes": ("train", "val"), "augmented_scenes": ("train",),
             "real_target": ("few_shot", "train", "val", "test")}
-REGRESSION_KEY = "finetuned_real_val_miou"  # gap_report metric watched for regressions
+# mIoU (points, 0-100, in every metadata entry) watched for regressions, per asset. The check on
+# finetuned_model blocks gap_report in the same run; the one on gap_report guards the report itself.
+REGRESSION_KEYS = {"finetuned_model": "real_val_miou_mean", "gap_report": "finetuned_miou"}
 REGRESSION_TOLERANCE = 2.0  # mIoU points
 
 
@@ -67,26 +69,31 @@ def coverage_check(root: Path) -> dg.AssetChecksDefinition:
     return _check
 
 
-def regression_check() -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset="gap_report", name="miou_not_regressed",
-                    description=f"Fine-tuned real-val mIoU did not drop more than {REGRESSION_TOLERANCE} "
-                                "points against the previous materialization.")
+def regression_check(asset: str = "gap_report") -> dg.AssetChecksDefinition:
+    key = REGRESSION_KEYS[asset]
+
+    @dg.asset_check(asset=asset, name="miou_not_regressed", blocking=True,
+                    description=f"`{key}` (mIoU points) did not drop more than {REGRESSION_TOLERANCE} points "
+                                "against the previous materialization; a failure stops downstream assets.")
     def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        records = context.instance.fetch_materializations(dg.AssetKey("gap_report"), limit=2).records
+        records = context.instance.fetch_materializations(dg.AssetKey(asset), limit=2).records
         values = []
         for rec in records:
             mat = rec.asset_materialization
             md = mat.metadata if mat else {}
-            if REGRESSION_KEY in md:
-                values.append(float(md[REGRESSION_KEY].value))
-        if not values:
-            return dg.AssetCheckResult(passed=True, metadata={"note": f"no {REGRESSION_KEY} recorded yet"})
+            if key not in md:
+                break  # an older materialization without the key counts as no history
+            values.append(float(md[key].value))
+        if not values:  # the one being checked lacks its headline: that is a failure, not a pass
+            return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.ERROR,
+                                       metadata={"error": f"the latest {asset} materialization has no {key}"})
         if len(values) == 1:
             return dg.AssetCheckResult(passed=True, metadata={"current": values[0], "note": "first run"})
         current, previous = values[0], values[1]
         return dg.AssetCheckResult(
             passed=current >= previous - REGRESSION_TOLERANCE,
-            severity=dg.AssetCheckSeverity.WARN,
-            metadata={"current": current, "previous": previous, "delta": current - previous})
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={"current": current, "previous": previous, "delta": current - previous,
+                      "tolerance": REGRESSION_TOLERANCE, "unit": "mIoU points"})
 
     return _check

@@ -16,6 +16,7 @@ import dagster as dg
 
 from orchestration.assets import FORCE_TAG, build_asset
 from orchestration.checks import LABELLED, coverage_check, label_check, regression_check
+from orchestration.observe import observe_dvc_lock
 from orchestration.params_tags import SET_TAG
 from sim2real.config import Config, load_config
 from sim2real.stages import STAGES, topological_order
@@ -47,7 +48,7 @@ def build_definitions(root: Path = ROOT) -> dg.Definitions:
     cfg = load_config(root / "params.yaml")
     assets = [build_asset(STAGES[name], cfg, root) for name in topological_order()]
     checks = [label_check(stage, root) for stage in LABELLED]
-    checks += [coverage_check(root), regression_check()]
+    checks += [coverage_check(root), regression_check("finetuned_model"), regression_check("gap_report")]
 
     chain = dg.define_asset_job(
         "sim2real_chain", selection="*",
@@ -83,8 +84,17 @@ def build_definitions(root: Path = ROOT) -> dg.Definitions:
             run_key=f"real-{fingerprint[:16]}",
             tags={**all_partitions_tags(current), FORCE_TAG: "real_target"})])
 
-    return dg.Definitions(assets=assets, asset_checks=checks, jobs=[chain], schedules=[nightly],
-                          sensors=[new_real_data], executor=dg.in_process_executor)
+    @dg.sensor(minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
+               description="Observe dvc.lock: a `dvc repro` / `dvc checkout` on the command line shows up as "
+                           "each stage's DVC md5 data version, without recomputing anything.")
+    def dvc_lock_observer(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+        observed = observe_dvc_lock(context.instance, defs, root)
+        return dg.SkipReason(f"observed from dvc.lock: {', '.join(observed)}" if observed
+                             else "Dagster's data versions match dvc.lock")
+
+    defs = dg.Definitions(assets=assets, asset_checks=checks, jobs=[chain], schedules=[nightly],
+                          sensors=[new_real_data, dvc_lock_observer], executor=dg.in_process_executor)
+    return defs
 
 
 defs = build_definitions()

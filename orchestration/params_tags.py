@@ -1,14 +1,13 @@
 """Run-level params overrides: a run tag `sim2real/set` = "key=value;key=value".
 
-They are written into params.yaml (as `dvc exp run -S` does in the workspace) before the
-stage runs, so DVC sees the same params the run used and `dvc status` stays clean.
+A run with overrides never edits the workspace's params.yaml: it runs as a DVC experiment in its
+own workspace (`orchestration/workspace.py`), where `write_overrides` applies them, validated.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import dagster as dg
 import yaml
 from ruamel.yaml import YAML
 
@@ -42,9 +41,3 @@ def write_overrides(params: Path, overrides: list[str]) -> bool:
         ry.dump(doc, f)
     tmp.replace(params)
     return True
-
-
-def apply_run_overrides(context: dg.AssetExecutionContext, root: Path) -> None:
-    tag = context.run.tags.get(SET_TAG)
-    if tag and write_overrides(root / "params.yaml", parse_overrides(tag)):
-        context.log.info(f"params.yaml updated from run tag {SET_TAG}: {tag}")
