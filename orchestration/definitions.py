@@ -28,10 +28,25 @@ ROOT = Path(os.environ.get("SIM2REAL_ROOT", Path(__file__).resolve().parents[1])
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
-def all_partitions_tags(cfg: Config) -> dict[str, str]:
-    """Tags that make one run cover every ablation partition (single-run backfill)."""
-    items = [str(v) for v in cfg.style.ablation]
+# the label-budget curve has its own partitions (N x seed) and its own job: a Dagster run covers the
+# partitions of one partitions definition, so it cannot share a run with the style ablation
+LABEL_BUDGET_GROUP = "label_budget"
+
+
+def all_partitions_tags(cfg: Config, stage: str = "styled_scenes") -> dict[str, str]:
+    """Tags that make one run cover every partition of `stage`'s kind (single-run backfill)."""
+    items = STAGES[stage].items(cfg)
     return {RANGE_START: items[0], RANGE_END: items[-1]}
+
+
+def label_budget_tags(cfg: Config) -> dict[str, str]:
+    return all_partitions_tags(cfg, "label_budget_run")
+
+
+# the transferability ablation likewise (k x seed partitions): its own job
+TRANSFER_GROUP = "transfer"
+CHAIN_SELECTION = dg.AssetSelection.all() - dg.AssetSelection.groups(LABEL_BUDGET_GROUP, TRANSFER_GROUP)
+LABEL_BUDGET_SELECTION = dg.AssetSelection.groups(LABEL_BUDGET_GROUP)
 
 
 def real_data_fingerprint(root: Path) -> str:
@@ -51,9 +66,18 @@ def build_definitions(root: Path = ROOT) -> dg.Definitions:
     checks += [coverage_check(root), regression_check("finetuned_model"), regression_check("gap_report")]
 
     chain = dg.define_asset_job(
-        "sim2real_chain", selection="*",
+        "sim2real_chain", selection=CHAIN_SELECTION,
         description="The whole chain; one run covers every style-ablation partition.",
         tags=all_partitions_tags(cfg))
+    curve = dg.define_asset_job(
+        "label_budget_curve", selection=LABEL_BUDGET_SELECTION,
+        description="The label-budget curve: every (N, seed) run, then the curve; one run covers every "
+                    "partition. Re-run one point alone from the asset's partition page.",
+        tags=label_budget_tags(cfg))
+    transfer = dg.define_asset_job(
+        "transferability", selection=dg.AssetSelection.groups(TRANSFER_GROUP),
+        description="The layer-wise transferability curve: every (k frozen stages, seed) run, then the curve.",
+        tags=all_partitions_tags(cfg, "transfer_ablation"))
 
     @dg.schedule(job=chain, cron_schedule="0 2 * * *", execution_timezone="UTC",
                  default_status=dg.DefaultScheduleStatus.STOPPED,
@@ -92,7 +116,7 @@ def build_definitions(root: Path = ROOT) -> dg.Definitions:
         return dg.SkipReason(f"observed from dvc.lock: {', '.join(observed)}" if observed
                              else "Dagster's data versions match dvc.lock")
 
-    defs = dg.Definitions(assets=assets, asset_checks=checks, jobs=[chain], schedules=[nightly],
+    defs = dg.Definitions(assets=assets, asset_checks=checks, jobs=[chain, curve, transfer], schedules=[nightly],
                           sensors=[new_real_data, dvc_lock_observer], executor=dg.in_process_executor)
     return defs
 

@@ -32,14 +32,16 @@ class ChainResult:
 
 def materialize_all(root: Path, instance: dg.DagsterInstance | None = None,
                     tags: dict[str, str] | None = None) -> ChainResult:
-    """Every asset and every partition: one run for the chain, one for the label-budget curve.
+    """Every asset and every partition: one run for the chain, one for the label-budget curve, one for
+    the transferability curve.
 
-    Dagster covers one partitions definition per run, so the style ablation and the (N, seed)
-    grid of the curve run one after the other, the same order `dvc repro` takes.
+    Dagster covers one partitions definition per run, so the style ablation, the (N, seed) grid of
+    the label-budget curve and the (k, seed) grid of the transferability curve run one after the other.
     """
     from orchestration.definitions import (
         CHAIN_SELECTION,
         LABEL_BUDGET_SELECTION,
+        TRANSFER_GROUP,
         all_partitions_tags,
         build_definitions,
         label_budget_tags,
@@ -54,7 +56,8 @@ def materialize_all(root: Path, instance: dg.DagsterInstance | None = None,
         instance = dg.DagsterInstance.get()
     runs = []
     for selection, part_tags in ((CHAIN_SELECTION, all_partitions_tags(cfg)),
-                                 (LABEL_BUDGET_SELECTION, label_budget_tags(cfg))):
+                                 (LABEL_BUDGET_SELECTION, label_budget_tags(cfg)),
+                                 (dg.AssetSelection.groups(TRANSFER_GROUP), all_partitions_tags(cfg, "transfer_ablation"))):
         runs.append(dg.materialize(everything, instance=instance, selection=selection,
                                    tags={**part_tags, **(tags or {})}))
     return ChainResult(runs)
