@@ -22,10 +22,13 @@ FORCE_TAG = "sim2real/force"  # comma-separated stage names to re-run even if DV
 # up-to-date chain against 14.6 s): every asset page points at the job, which is one run
 JOB_HINT = ("\n\n**To run it all, launch the job `{job}`** (Jobs > {job} > Materialize all): "
             "one run over every asset and partition, with the checks in between.")
+# groups with partitions of their own (a grid), so their own job (orchestration/definitions.py)
+GROUP_JOBS = {"label_budget": "label_budget_curve", "transfer": "transferability"}
 
 
 def partitions_for(stage: Stage, cfg: Config) -> dg.StaticPartitionsDefinition | None:
-    return dg.StaticPartitionsDefinition(stage.items(cfg)) if stage.matrix else None
+    """One partition per DVC matrix item: a style method, or "<N>-<seed>" for the label-budget grid."""
+    return dg.StaticPartitionsDefinition(stage.items(cfg)) if stage.fanned else None
 
 
 def code_version(stage: Stage, cfg: Config, root: Path) -> str:
@@ -80,7 +83,7 @@ def build_asset(stage: Stage, cfg: Config, root: Path) -> dg.AssetsDefinition:
     @dg.asset(
         name=stage.name,
         description=stage.description + f"\n\nDVC stage `{stage.name}` -> `{stage.out_dir()}`." + JOB_HINT.format(
-            job="label_budget_curve" if stage.group == "label_budget" else "sim2real_chain"),
+            job=GROUP_JOBS.get(stage.group, "sim2real_chain")),
         group_name=stage.group,
         kinds=set(stage.kinds),
         deps=_deps(stage, cfg),
