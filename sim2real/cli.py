@@ -198,6 +198,54 @@ def materialize() -> None:
         raise typer.Exit(1)
 
 
+recipe_app = typer.Typer(no_args_is_help=True, help="Recipe search for the label-budget curve, as DVC experiments.")
+app.add_typer(recipe_app, name="recipe")
+
+
+@recipe_app.command("queue")
+def recipe_queue(
+    grid: Annotated[list[str], typer.Option(help="KEY=V1,V2,... (repeat for more knobs)")],
+) -> None:
+    """Queue one DVC experiment per combination of the grid (all validated first)."""
+    from sim2real.context import repo_root
+    from sim2real.recipe import RecipeError, parse_grid, queue
+
+    try:
+        for name, overrides in queue(repo_root(), parse_grid(grid)):
+            typer.echo(f"queued {name}: {' '.join(overrides)}")
+    except RecipeError as err:
+        _fail(str(err))
+    typer.echo("run them with `sim2real recipe run` (or `dvc exp run --run-all`); list with `dvc exp show`")
+
+
+@recipe_app.command("run")
+def recipe_run(jobs: Annotated[int, typer.Option(help="experiments at once")] = 1) -> None:
+    """Run every queued experiment (`dvc exp run --run-all`)."""
+    from sim2real.context import repo_root
+    from sim2real.recipe import RecipeError, run_all
+
+    try:
+        typer.echo(run_all(repo_root(), jobs=jobs))
+    except RecipeError as err:
+        _fail(str(err))
+
+
+@recipe_app.command("show")
+def recipe_show() -> None:
+    """Rank the recipe experiments on real val; the real-test figure of the winner only."""
+    from sim2real.context import markdown_table, repo_root
+    from sim2real.recipe import RANK_BY, RecipeError, ranking, results
+
+    try:
+        rows, winner = ranking(results(repo_root()))
+    except RecipeError as err:
+        _fail(str(err))
+    if not rows:
+        _fail(f"no finished recipe experiment with {RANK_BY} yet (queue with `sim2real recipe queue`)", code=1)
+    typer.echo(markdown_table(rows, ".4g"))
+    typer.echo(f"\nwinner on val: {winner} (apply it with `dvc exp apply {winner}`)")
+
+
 def main() -> None:  # pragma: no cover
     app()
 

@@ -62,11 +62,12 @@ def run_stage(name: str, item: str | None = None, root: Path | None = None,
     root = Path(root) if root is not None else repo_root()
     cfg = cfg or load_config(root / "params.yaml", overrides=overrides)
     items = stage.items(cfg)
-    if stage.matrix:
+    if stage.fanned:
+        over = " x ".join(key for _, key in stage.dims)
         if item is None:
-            raise ValueError(f"stage {name} runs once per {stage.matrix} value; pass --item, one of {items}")
+            raise ValueError(f"stage {name} runs once per {over} value; pass --item, one of {items}")
         if item not in items:
-            raise ValueError(f"stage {name}: --item {item!r} is not in {stage.matrix} = {items}")
+            raise ValueError(f"stage {name}: --item {item!r} is not in {over} = {items}")
     elif item is not None:
         raise ValueError(f"stage {name} has no matrix; --item is not accepted")
     check_input_size(cfg, root, stage.upstream)

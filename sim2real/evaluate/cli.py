@@ -21,6 +21,7 @@ from sim2real.context import markdown_table, repo_root
 from sim2real.evaluate.data import file_sha
 from sim2real.evaluate.report import headline_pivot
 from sim2real.evaluate.store import ENV_STORE, RunRows, Store, git_revision, resolve_store_path
+from sim2real.label_budget.show import latest_curve
 
 if TYPE_CHECKING:
     from sim2real.evaluate.predict import EvalResult
@@ -53,8 +54,11 @@ def gap_main(store: Path | None, run_id: str | None) -> str:
     """
     st = _store(store)
     # the latest gap report: a later `sim2real evaluate` run (one checkpoint, no headline) is not "the gap"
-    rid = run_id or st.latest_run(stage="gap_report") or st.latest_run()
+    rid = run_id or st.latest_run(stage="gap_report") or st.latest_run(stage="evaluate")
     if rid is None:
+        curve = latest_curve(st)  # a store with only the label-budget curve in it
+        if curve:
+            return curve
         raise ValueError(f"{st.path}: the store holds no runs yet")
     runs = st.query("SELECT * FROM runs WHERE run_id = ?", [rid])
     if not runs:
@@ -77,6 +81,9 @@ def gap_main(store: Path | None, run_id: str | None) -> str:
         lines += ["", "mIoU (%) per model and split:", markdown_table(list(table.values()), ".1f")]
     if run.get("note"):
         lines += ["", f"WARNING: {run['note']}"]
+    curve = latest_curve(st) if run_id is None else None
+    if curve:
+        lines += ["", curve]
     return "\n".join(lines)
 
 

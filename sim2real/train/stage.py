@@ -35,30 +35,30 @@ import torch
 
 from sim2real.config import Config
 from sim2real.context import StageContext, StepResult, markdown_table
+from sim2real.previews import pyplot
 from sim2real.shards import replace_dir
 from sim2real.train import checkpoint as ckpt
 from sim2real.train.loop import ArrayData, TrainJob, TrainResult, dist_info, train, write_live
 from sim2real.train.models import create_model
 
 log = logging.getLogger("sim2real")
-from sim2real.previews import pyplot
 
 
 # ---------------------------------------------------------------- helpers
-def _device(cfg: Config, ctx: StageContext) -> str:
+def stage_device(cfg: Config, ctx: StageContext) -> str:
     device = ctx.device(cfg.project.device)
     if device == "cuda" and dist_info()[1] > 1:
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
     return device
 
 
-def _load(folder: Path, what: str) -> ArrayData:
+def load_set(folder: Path, what: str) -> ArrayData:
     if not (folder / "index.json").exists():
         raise FileNotFoundError(f"{folder}: {what} not found; run its stage first")
     return ArrayData.load(folder)
 
 
-def _signature(*datasets: ArrayData) -> str:
+def data_signature(*datasets: ArrayData) -> str:
     """Content hash of the training inputs (a resume checkpoint from other data is never reused)."""
     h = hashlib.sha256()
     for d in datasets:
@@ -172,7 +172,7 @@ def lock_work(work: Path) -> Path:
     return lock
 
 
-def _prepare_work(out: Path, fingerprint: str) -> Path:
+def prepare_work(out: Path, fingerprint: str) -> Path:
     """The stable work folder, locked by this process; cleared when left by a run with other params or data."""
     work = _work_dir(out)
     stamp = work / "fingerprint.txt"
@@ -193,12 +193,12 @@ def _barrier() -> None:
         torch.distributed.barrier()
 
 
-def _stage_fingerprint(cfg: Config, sections: list[str], extra: dict[str, Any]) -> str:
+def stage_fingerprint(cfg: Config, sections: list[str], extra: dict[str, Any]) -> str:
     blob = json.dumps({"params": {s: cfg.to_dict()[s] for s in sections}, **extra}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _finish_run(run_dir: Path, result: TrainResult, budget: dict[str, Any], title: str) -> dict[str, Any]:
+def finish_run(run_dir: Path, result: TrainResult, budget: dict[str, Any], title: str) -> dict[str, Any]:
     """Turn a run folder into its final form: model.pt (selected weights + budget), metrics, curves."""
     state = ckpt.read_checkpoint(result.best_path)
     state.pop("format", None)
@@ -248,7 +248,7 @@ def _rel(ctx: StageContext, path: Path) -> str:
     return str(path.relative_to(ctx.root))
 
 
-def _job(cfg: Config, section: str, **kw: Any) -> TrainJob:
+def train_job(cfg: Config, section: str, **kw: Any) -> TrainJob:
     s = cfg.section(section)
     base = dict(steps=s.steps, batch_size=s.batch_size, lr=s.lr, weight_decay=s.weight_decay,
                 eval_every=s.eval_every, checkpoint_every=s.checkpoint_every, warmup_frac=s.warmup_frac,
@@ -257,7 +257,7 @@ def _job(cfg: Config, section: str, **kw: Any) -> TrainJob:
     return TrainJob(**base)
 
 
-def _init_info(cfg: Config, model: torch.nn.Module) -> dict[str, Any]:
+def init_info(cfg: Config, model: torch.nn.Module) -> dict[str, Any]:
     return {"kind": "init", "encoder_weights": cfg.model.encoder_weights, "init_seed": cfg.model.init_seed,
             "arch": cfg.model.arch, "encoder": cfg.model.encoder, "state_sha": _state_sha(model)}
 
@@ -272,8 +272,8 @@ def pretrained_model(cfg: Config, ctx: StageContext) -> StepResult:
     """
     method = ctx.item or cfg.style.method
     styled = ctx.stage_dir("styled_scenes", method)
-    train_set = _load(styled / "train", f"styled synthetic train set ({method})")
-    vals = {"synthetic": _load(styled / "val", f"styled synthetic val set ({method})")}
+    train_set = load_set(styled / "train", f"styled synthetic train set ({method})")
+    vals = {"synthetic": load_set(styled / "val", f"styled synthetic val set ({method})")}
     real_val = ctx.stage_dir("real_target") / "val"
     if (real_val / "index.json").exists():
         vals["real"] = ArrayData.load(real_val)  # model selection only; test stays untouched
@@ -282,16 +282,16 @@ def pretrained_model(cfg: Config, ctx: StageContext) -> StepResult:
         from sim2real.augment import build_augmentation
 
         augment = build_augmentation(cfg.augment)
-    device = _device(cfg, ctx)
+    device = stage_device(cfg, ctx)
     if augment is not None and hasattr(augment, "to"):
         augment = augment.to(device)
     model = create_model(cfg.model)
-    init = _init_info(cfg, model)
-    inputs = _signature(train_set, *vals.values())
-    job = _job(cfg, "pretrain", name=f"pretrain {method}", stage="pretrained_model", init=init, select="real",
+    init = init_info(cfg, model)
+    inputs = data_signature(train_set, *vals.values())
+    job = train_job(cfg, "pretrain", name=f"pretrain {method}", stage="pretrained_model", init=init, select="real",
                inputs=inputs)
     out = ctx.stage_dir()
-    work = _prepare_work(out, _stage_fingerprint(cfg, ["model", "pretrain", "augment"],
+    work = prepare_work(out, stage_fingerprint(cfg, ["model", "pretrain", "augment"],
                                                  {"inputs": inputs, "method": method}))
     result = train(model, job, train_set, vals, work, device=device, augment=augment)
     if dist_info()[0] != 0:
@@ -300,7 +300,7 @@ def pretrained_model(cfg: Config, ctx: StageContext) -> StepResult:
               "synthetic_images_seen": result.images_seen, "real_images_seen": 0,
               "train_s": round(result.train_seconds, 2),
               "images_per_s": round(result.images_seen / max(result.train_seconds, 1e-9), 2)}
-    metrics = _finish_run(work, result, budget, title=f"pretrained_model {method}")
+    metrics = finish_run(work, result, budget, title=f"pretrained_model {method}")
     (work / "fingerprint.txt").unlink(missing_ok=True)
     replace_dir(work, out)
     rows = [{"set": k, "best mIoU": metrics.get(f"{k}_miou", float("nan"))} for k in vals]
@@ -318,8 +318,8 @@ def _per_seed(cfg: Config, ctx: StageContext, make_model, job_for_seed, train_se
               ) -> StepResult:
     """One run per `finetune.seeds` value into seed-<s>/, then the whole stage folder atomically."""
     out = ctx.stage_dir()
-    work = _prepare_work(out, fingerprint)
-    device = _device(cfg, ctx)
+    work = prepare_work(out, fingerprint)
+    device = stage_device(cfg, ctx)
     rows, histories, per_seed = [], {}, {}
     for seed in cfg.finetune.seeds:
         run_dir = work / f"seed-{seed}"
@@ -332,7 +332,7 @@ def _per_seed(cfg: Config, ctx: StageContext, make_model, job_for_seed, train_se
             result = train(model, job, train_set, vals, run_dir, device=device, mix_data=mix)
             if dist_info()[0] != 0:
                 continue
-            metrics = _finish_run(run_dir, result, budget_for(result), title=f"{ctx.stage} seed {seed}")
+            metrics = finish_run(run_dir, result, budget_for(result), title=f"{ctx.stage} seed {seed}")
             histories[f"seed {seed}"] = result.history
         per_seed[seed] = metrics
         rows.append({"seed": seed, "real val mIoU": metrics.get("real_miou", float("nan")),
@@ -364,8 +364,8 @@ def _per_seed(cfg: Config, ctx: StageContext, make_model, job_for_seed, train_se
 
 def _real_sets(ctx: StageContext) -> tuple[ArrayData, dict[str, ArrayData]]:
     real = ctx.stage_dir("real_target")
-    few = _load(real / "few_shot", "real few-shot subset")
-    val = _load(real / "val", "real val split")
+    few = load_set(real / "few_shot", "real few-shot subset")
+    val = load_set(real / "val", "real val split")
     return few, {"real": val}
 
 
@@ -385,8 +385,7 @@ def finetuned_model(cfg: Config, ctx: StageContext) -> StepResult:
     few, vals = _real_sets(ctx)
     mix = None
     if ft.synthetic_mix > 0:
-        mix = _load(ctx.stage_dir("styled_scenes", cfg.style.method) / "train", "styled synthetic train set")
-    pre_state = ckpt.read_checkpoint(source)
+        mix = load_set(ctx.stage_dir("styled_scenes", cfg.style.method) / "train", "styled synthetic train set")
     pre_budget = pre_state.get("budget", {})
     pre_sha = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
 
@@ -398,7 +397,7 @@ def finetuned_model(cfg: Config, ctx: StageContext) -> StepResult:
         return model, init
 
     def job_for_seed(seed: int, init: dict) -> TrainJob:
-        job = _job(cfg, "finetune", name=f"finetune seed {seed}", stage="finetuned_model", seed=seed,
+        job = train_job(cfg, "finetune", name=f"finetune seed {seed}", stage="finetuned_model", seed=seed,
                    init=init, strategy=ft.strategy, encoder_lr_factor=ft.encoder_lr_factor,
                    unfreeze_groups=ft.unfreeze_groups, synthetic_mix=ft.synthetic_mix, hflip=True,
                    inputs=inputs)
@@ -414,8 +413,8 @@ def finetuned_model(cfg: Config, ctx: StageContext) -> StepResult:
                 "synthetic_images_seen": pre_images + result.synthetic_images_seen,
                 "train_s": round(result.train_seconds, 2)}
 
-    inputs = _signature(few, *vals.values(), *([mix] if mix is not None else []))
-    fingerprint = _stage_fingerprint(cfg, ["model", "finetune"], {"inputs": inputs, "source": pre_sha})
+    inputs = data_signature(few, *vals.values(), *([mix] if mix is not None else []))
+    fingerprint = stage_fingerprint(cfg, ["model", "finetune"], {"inputs": inputs, "source": pre_sha})
     return _per_seed(cfg, ctx, make_model, job_for_seed, few, vals, fingerprint, budget_for, mix=mix)
 
 
@@ -438,10 +437,10 @@ def real_only_model(cfg: Config, ctx: StageContext) -> StepResult:
     def make_model(seed: int):
         # same arch, weight source and init seed as pretrained_model: bit-identical start weights
         model = create_model(cfg.model)
-        return model, _init_info(cfg, model)
+        return model, init_info(cfg, model)
 
     def job_for_seed(seed: int, init: dict) -> TrainJob:
-        job = _job(cfg, "finetune", name=f"real-only seed {seed}", stage="real_only_model", seed=seed,
+        job = train_job(cfg, "finetune", name=f"real-only seed {seed}", stage="real_only_model", seed=seed,
                    init=init, steps=steps, lr=ft.real_only_lr or cfg.pretrain.lr, strategy="full", hflip=True,
                    inputs=inputs)
         return job
@@ -451,7 +450,7 @@ def real_only_model(cfg: Config, ctx: StageContext) -> StepResult:
                 "real_images_seen": result.images_seen, "synthetic_images_seen": 0,
                 "train_s": round(result.train_seconds, 2)}
 
-    inputs = _signature(few, *vals.values())
-    fingerprint = _stage_fingerprint(cfg, ["model", "finetune"], {"inputs": inputs, "steps": steps,
+    inputs = data_signature(few, *vals.values())
+    fingerprint = stage_fingerprint(cfg, ["model", "finetune"], {"inputs": inputs, "steps": steps,
                                                                  "lr": ft.real_only_lr or cfg.pretrain.lr})
     return _per_seed(cfg, ctx, make_model, job_for_seed, few, vals, fingerprint, budget_for)
