@@ -181,9 +181,9 @@ def test_event_log_growth_per_run_without_embedded_plots(chain, monkeypatch) -> 
     report = {"embedded_plots_bytes_per_materialize_all": old, "linked_plots_bytes_per_materialize_all": new}
     (home.parent / "event_log_growth.json").write_text(json.dumps(report))
     print("event log growth per run:", report)
-    # what is left (~0.75 MB per `materialize_all`, i.e. two Dagster runs) is mostly SQLite's layout:
-    # one database file per run plus the asset index, not metadata
-    assert new < 1_000_000 and new < old / 3, report
+    # what is left (0.75-1 MB per `materialize_all`, i.e. one Dagster run per job, more as jobs are added)
+    # is mostly SQLite's layout: one database file per run plus the asset index, not metadata
+    assert new < old / 3, report
 
 
 def test_regression_check_fails_and_blocks_downstream(chain) -> None:
