@@ -104,6 +104,7 @@ def stale_statuses(instance, defs) -> dict[str, str]:
     return out
 
 
+@pytest.mark.e2e  # a real dvc repro chain
 def test_dvc_metrics_are_few_headline_numbers_in_points(chain) -> None:
     """Finding 9 + the unit of finding 1: `dvc metrics show` reads like a dashboard, mIoU in points."""
     root, _, _ = chain
@@ -126,6 +127,7 @@ def test_dvc_metrics_are_few_headline_numbers_in_points(chain) -> None:
     assert gap["finetuned_miou"] == pytest.approx(ft["real_miou"], abs=0.1)  # same model, same split, same unit
 
 
+@pytest.mark.e2e  # a real dvc repro chain
 def test_dagster_run_on_a_current_chain_reports_skips_without_new_data(chain) -> None:
     """Finding 4: what DVC skipped keeps its DVC md5 as data version, flagged, and nothing turns stale."""
     from orchestration.definitions import build_definitions
@@ -150,6 +152,7 @@ def test_dagster_run_on_a_current_chain_reports_skips_without_new_data(chain) ->
     assert "up to date" in run_dvc_status
 
 
+@pytest.mark.e2e  # a real dvc repro chain
 def test_event_log_growth_per_run_without_embedded_plots(chain, monkeypatch) -> None:
     """Finding 6: plots are linked, so one more run of an up-to-date chain adds little to the event log."""
     import base64
@@ -186,6 +189,7 @@ def test_event_log_growth_per_run_without_embedded_plots(chain, monkeypatch) -> 
     assert new < old / 3, report
 
 
+@pytest.mark.e2e  # a real dvc repro chain
 def test_regression_check_fails_and_blocks_downstream(chain) -> None:
     """Finding 1: a crafted drop of fine-tuned mIoU fails `miou_not_regressed` and gap_report does not run."""
     import dagster as dg
@@ -215,6 +219,7 @@ def test_regression_check_fails_and_blocks_downstream(chain) -> None:
     assert done == {"finetuned_model"}, done  # blocked: no gap_report in the same run
 
 
+@pytest.mark.e2e  # a real dvc repro chain
 def test_dagster_observes_a_command_line_dvc_repro(chain) -> None:
     """Finding 3: a params edit + `dvc repro` show up in Dagster as DVC's md5s, nothing stale, no run."""
     from orchestration.definitions import build_definitions
@@ -245,6 +250,7 @@ def test_dagster_observes_a_command_line_dvc_repro(chain) -> None:
     assert observe_dvc_lock(instance, defs, root) == {}  # nothing new on the next tick
 
 
+@pytest.mark.e2e  # a real dvc repro chain
 def test_run_overrides_run_as_a_dvc_experiment_and_leave_the_workspace_alone(chain, tmp_path, monkeypatch) -> None:
     """Finding 2: a `sim2real/set` run (what nightly does) leaves params.yaml, dvc.lock and `git status` as they
     were, is listed by `dvc exp show` with its params, records what ran, and appends to the one DuckDB store."""
