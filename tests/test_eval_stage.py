@@ -19,6 +19,8 @@ from sim2real.config import Config, load_config
 from sim2real.context import StageContext
 from sim2real.shards import write_dataset
 
+pytestmark = pytest.mark.e2e  # trains a whole tiny chain: not in `make test-fast`
+
 REPO = Path(__file__).resolve().parents[1]
 H, W = 32, 48
 TINY = [

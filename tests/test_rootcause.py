@@ -149,6 +149,7 @@ def test_bootstrap_is_seeded_and_the_verdicts_follow_the_rules() -> None:
 
 
 # ---------------------------------------------------------------- a tiny run with an injected cause
+@pytest.mark.e2e  # a whole tiny chain
 def test_darkened_target_brightness_confirmed_sky_crop_rejected(tmp_path: Path) -> None:
     from sim2real.runner import run_stage
     from sim2real.shards import ShardDataset, write_dataset

@@ -12,6 +12,8 @@ from test_train_support import make_tiny_root
 from sim2real.runner import run_stage
 from sim2real.train.checkpoint import load_model
 
+pytestmark = pytest.mark.e2e  # trains a whole tiny chain: not in `make test-fast`
+
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> tuple[Path, dict]:

@@ -93,6 +93,7 @@ def test_grid_is_k_x_seed_and_items_name_the_out_dirs() -> None:
         load_config(REPO / "params.yaml", overrides=["transfer.frozen=[1,1]"])
 
 
+@pytest.mark.e2e  # a whole tiny chain
 def test_tiny_transfer_curve(tmp_path: Path) -> None:
     from sim2real.runner import run_stage
 
