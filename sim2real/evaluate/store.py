@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -38,7 +39,7 @@ from typing import Any
 
 import duckdb
 
-__all__ = ["Store", "StoreError", "RunRows", "TABLES", "MIGRATIONS", "SCHEMA_VERSION", "schema_markdown",
+__all__ = ["Store", "StoreError", "RunRows", "stage_run", "TABLES", "MIGRATIONS", "SCHEMA_VERSION", "schema_markdown",
            "resolve_store_path", "git_revision"]
 
 ENV_STORE = "SIM2REAL_STORE"
@@ -234,6 +235,25 @@ class RunRows:
     @property
     def run_id(self) -> str:
         return str(self.run["run_id"])
+
+
+def stage_run(stage: str, cfg: Any, root: Path, content: Any, note: str = "") -> dict[str, Any]:
+    """The `runs` row of a stage that writes its own rows: a stable id from the params and `content`.
+
+    Args:
+        stage: the stage name (the id's prefix and the row's `stage`).
+        cfg: the validated `Config` it ran with.
+        root: the repository (for the git revision).
+        content: what the run produced (JSON-able): the same params and content give the same id,
+            so a re-run replaces its rows.
+    """
+    from sim2real.config import params_hash
+
+    phash = params_hash(cfg)
+    digest = hashlib.sha256(json.dumps([phash, content], sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return {"run_id": f"{stage}-{digest}", "stage": stage, "git_rev": git_revision(root), "params_hash": phash,
+            "params_json": json.dumps(cfg.to_dict(), sort_keys=True), "target": cfg.real.source,
+            "image_height": cfg.project.image_height, "image_width": cfg.project.image_width, "note": note}
 
 
 def resolve_store_path(configured: str | Path, root: Path, explicit: str | Path | None = None) -> Path:

@@ -9,7 +9,6 @@ source-only model (`pretrained_model/<style.method>`, N = 0) on the same real va
 
 from __future__ import annotations
 
-import hashlib
 import html
 import json
 from pathlib import Path
@@ -17,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from sim2real.config import Config, params_hash
+from sim2real.config import Config
 from sim2real.context import StageContext, StepResult, markdown_table, write_json
-from sim2real.evaluate.store import RunRows, Store, git_revision, resolve_store_path
+from sim2real.evaluate.store import RunRows, Store, resolve_store_path, stage_run
 from sim2real.label_budget.curve import LabelsSaved, Point, aggregate, labels_saved, paired_gain
 from sim2real.label_budget.runs import items, run_dir, score
 from sim2real.previews import pyplot
@@ -258,14 +257,7 @@ def label_budget(cfg: Config, ctx: StageContext) -> StepResult:
         doc["budgets"] = budgets
         write_json(tmp / "curve.json", doc)
         tables = store_rows(runs, src, summaries)
-        run_id = "budget-" + hashlib.sha256(json.dumps([params_hash(cfg), doc], sort_keys=True, default=str)
-                                            .encode()).hexdigest()[:12]
-        store.write_run(RunRows(
-            run={"run_id": run_id, "stage": "label_budget", "git_rev": git_revision(ctx.root),
-                 "params_hash": params_hash(cfg), "params_json": json.dumps(cfg.to_dict(), sort_keys=True),
-                 "target": cfg.real.source, "image_height": cfg.project.image_height,
-                 "image_width": cfg.project.image_width, "note": ""},
-            tables=tables))
+        store.write_run(RunRows(run=stage_run("label_budget", cfg, ctx.root, doc), tables=tables))
     metrics = headline_metrics(summaries)
     rel = out.relative_to(ctx.root)
     return StepResult(metrics=metrics, tables={"label-budget curve (real test, mIoU points)": table,

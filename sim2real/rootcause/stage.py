@@ -15,7 +15,6 @@ Run:  sim2real run root_causes   (after pretrained_model, real_target, styled_sc
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from dataclasses import asdict
@@ -24,12 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from sim2real.config import Config, params_hash
+from sim2real.config import Config
 from sim2real.context import StageContext, StepResult, markdown_table
 from sim2real.evaluate.data import ImageSet, file_sha, load_set
 from sim2real.evaluate.hard_samples import rank_by_loss
 from sim2real.evaluate.predict import EvalResult, evaluate_model
-from sim2real.evaluate.store import RunRows, Store, git_revision, resolve_store_path
+from sim2real.evaluate.store import RunRows, Store, resolve_store_path, stage_run
 from sim2real.rootcause.registry import Probe, get_intervention
 from sim2real.rootcause.verdict import VERDICTS, bootstrap_change, decide, image_confusions
 from sim2real.shards import replace_dir, temp_sibling
@@ -219,14 +218,8 @@ def root_causes(cfg: Config, ctx: StageContext) -> StepResult:
         (tmp / "causes.md").write_text(text)
         (tmp / "causes.json").write_text(json.dumps(_clean(doc), indent=1, sort_keys=True))
         plot_causes(rows, gap, k, tmp / "causes.png")
-        run_id = "rootcause-" + hashlib.sha256(json.dumps([params_hash(cfg), doc], sort_keys=True, default=str)
-                                               .encode()).hexdigest()[:12]
-        store.write_run(RunRows(
-            run={"run_id": run_id, "stage": "root_causes", "git_rev": git_revision(ctx.root),
-                 "params_hash": params_hash(cfg), "params_json": json.dumps(cfg.to_dict(), sort_keys=True),
-                 "target": cfg.real.source, "image_height": cfg.project.image_height,
-                 "image_width": cfg.project.image_width, "note": ""},
-            tables={"root_causes": store_rows(rows, gap, k)}))
+        store.write_run(RunRows(run=stage_run("root_causes", cfg, ctx.root, doc),
+                                tables={"root_causes": store_rows(rows, gap, k)}))
         replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
