@@ -1,14 +1,56 @@
-"""The simulated camera: exposure, white balance, saturation, vignette, blur, noise, JPEG."""
+"""The simulated camera: exposure, white balance, saturation, vignette, blur, noise, JPEG.
+
+The last step of rendering: `apply_camera` turns the linear scene colours that shading returns into
+the uint8 images the scene's sensor records. The image filters it uses (Gaussian taps, separable
+blur, JPEG round trip) live here too; this module imports nothing else of the generator but noise.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from sim2real.synth.noise import hash2
-from sim2real.synth.render import blur, gaussian_weights, jpeg_roundtrip
+
+
+def gaussian_weights(sigma: float, radius: int = 3) -> np.ndarray:
+    """Normalised 1-D Gaussian taps (float64); a delta for tiny sigma."""
+    k = np.arange(-radius, radius + 1, dtype=np.float64)
+    if sigma < 0.25:
+        return (k == 0).astype(np.float64)
+    wts = np.exp(-(k ** 2) / (2 * sigma ** 2))
+    return wts / wts.sum()
+
+
+def blur(img: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Separable blur of (N, 3, H, W) with per-image taps (N, K), as exact shifted sums."""
+    k = weights.shape[1]
+    r = k // 2
+    x = F.pad(img, (r, r, 0, 0), mode="replicate")
+    out = torch.zeros_like(img)
+    wdt = img.shape[-1]
+    for i in range(k):
+        out = out + weights[:, i].view(-1, 1, 1, 1) * x[..., i:i + wdt]
+    x = F.pad(out, (0, 0, r, r), mode="replicate")
+    out = torch.zeros_like(img)
+    hgt = img.shape[-2]
+    for i in range(k):
+        out = out + weights[:, i].view(-1, 1, 1, 1) * x[..., i:i + hgt, :]
+    return out
+
+
+def jpeg_roundtrip(img: np.ndarray, quality: int) -> np.ndarray:
+    """Encode/decode one uint8 RGB image as JPEG (libjpeg is deterministic); 100 = unchanged."""
+    if quality >= 100:
+        return img
+    ok, buf = cv2.imencode(".jpg", img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    return cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1]
 
 
 def apply_camera(img: torch.Tensor, scenes: list[dict[str, Any]]) -> np.ndarray:
@@ -52,3 +94,6 @@ def apply_camera(img: torch.Tensor, scenes: list[dict[str, Any]]) -> np.ndarray:
     for i, s in enumerate(sen):
         out[i] = jpeg_roundtrip(out[i], int(s["jpeg"]))
     return out
+
+
+__all__ = ["apply_camera", "blur", "gaussian_weights", "jpeg_roundtrip"]

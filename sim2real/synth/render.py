@@ -7,8 +7,9 @@ Pipeline (all torch, on any device):
    fence bars, sign shapes, wheel rims, skylines) decide visibility;
 3. per pixel the nearest hit wins (`scatter_reduce` min: order-independent, hence exact);
 4. deferred shading on the winners only: procedural materials, sun/sky lighting, facade shadows;
-5. sky with clouds where nothing was hit, haze by distance, then the camera: exposure, white
-   balance, saturation, vignette, blur, sensor noise, JPEG.
+5. sky with clouds where nothing was hit, haze by distance (`shading.shade`: linear colour and classes);
+6. the camera, once, at the end (`camera.apply_camera`): exposure, white balance, saturation,
+   vignette, blur, sensor noise, JPEG.
 
 Only exact operations (integer hashing, + - * /, sqrt, min/max, gathers) touch per-pixel values,
 and per-scene constants are computed in float64 numpy, so a scene renders to the same bytes
@@ -20,13 +21,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from sim2real.synth import primitives as P
+from sim2real.synth.camera import apply_camera
 from sim2real.synth.noise import fbm, hash2
+from sim2real.synth.shading import RayCast, shade
 from sim2real.synth.textures import TextureBank
 
 INF = float("inf")
@@ -160,23 +161,15 @@ def _intersect(param_columns: torch.Tensor, pid: torch.Tensor, ranges: dict[int,
     if m.stop > m.start:
         tt = -oy[m] / torch.clamp(dy[m], max=-1e-9)
         t[m] = torch.where(dy[m] < 0, tt, torch.full_like(tt, INF))
-    # plane x = const (facades, fences, tree rows)
-    m = ranges[P.K_QUADX]
-    if m.stop > m.start:
-        x0 = c(P.X0, m)
-        tt = x0 / _safe(dx[m])
-        y = oy[m] + tt * dy[m]
-        z = tt * dz[m]
-        ok = (tt > 0) & (z >= c(P.Z0, m)) & (z <= c(P.Z1, m)) & (y >= c(P.Y0, m)) & (y <= c(P.Y1, m))
-        t[m] = torch.where(ok, tt, torch.full_like(tt, INF))
-    # plane z = const (side walls, far facades, horizon)
-    m = ranges[P.K_QUADZ]
-    if m.stop > m.start:
-        tt = c(P.Z0, m) / _safe(dz[m])
-        y = oy[m] + tt * dy[m]
-        x = tt * dx[m]
-        ok = (tt > 0) & (x >= c(P.X0, m)) & (x <= c(P.X1, m)) & (y >= c(P.Y0, m)) & (y <= c(P.Y1, m))
-        t[m] = torch.where(ok, tt, torch.full_like(tt, INF))
+    # planes x = const (facades, fences, tree rows) and z = const (side walls, far facades, horizon)
+    for kind, axis, other, (lo, hi) in ((P.K_QUADX, 0, 2, (P.Z0, P.Z1)), (P.K_QUADZ, 2, 0, (P.X0, P.X1))):
+        m = ranges[kind]
+        if m.stop > m.start:
+            tt = c(P.X0 if axis == 0 else P.Z0, m) / _safe(d[m, axis])
+            y = oy[m] + tt * dy[m]
+            along = tt * d[m, other]
+            ok = (tt > 0) & (along >= c(lo, m)) & (along <= c(hi, m)) & (y >= c(P.Y0, m)) & (y <= c(P.Y1, m))
+            t[m] = torch.where(ok, tt, torch.full_like(tt, INF))
     # axis-aligned boxes (slab test)
     m = ranges[P.K_BOX]
     if m.stop > m.start:
@@ -360,46 +353,10 @@ def _render_chunk(scenes: list[dict], h: int, w: int, dev: torch.device,
     idx = torch.where(win, torch.arange(len(t), device=dev), torch.full_like(elements.g, -1))
     winner = torch.full((npx,), -1, device=dev, dtype=torch.long).scatter_reduce(0, elements.g, idx, "amax")
 
-    from sim2real.synth.shading import shade
-
-    color, cls = shade(scenes, prm, elements, winner, t, face, rays, oy_scene, h, w, dev, textures)
-    return color, cls
-
-
-def gaussian_weights(sigma: float, radius: int = 3) -> np.ndarray:
-    """Normalised 1-D Gaussian taps (float64); a delta for tiny sigma."""
-    k = np.arange(-radius, radius + 1, dtype=np.float64)
-    if sigma < 0.25:
-        return (k == 0).astype(np.float64)
-    wts = np.exp(-(k ** 2) / (2 * sigma ** 2))
-    return wts / wts.sum()
+    cast = RayCast(prm=prm, pid=elements.pid, t=t, face=face, winner=winner, rays=rays, oy=oy_scene,
+                   height=h, width=w)
+    color, cls = shade(scenes, cast, textures)
+    return apply_camera(color, scenes), cls.to(torch.uint8).cpu().numpy()
 
 
-def blur(img: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Separable blur of (N, 3, H, W) with per-image taps (N, K), as exact shifted sums."""
-    k = weights.shape[1]
-    r = k // 2
-    x = F.pad(img, (r, r, 0, 0), mode="replicate")
-    out = torch.zeros_like(img)
-    wdt = img.shape[-1]
-    for i in range(k):
-        out = out + weights[:, i].view(-1, 1, 1, 1) * x[..., i:i + wdt]
-    x = F.pad(out, (0, 0, r, r), mode="replicate")
-    out = torch.zeros_like(img)
-    hgt = img.shape[-2]
-    for i in range(k):
-        out = out + weights[:, i].view(-1, 1, 1, 1) * x[..., i:i + hgt, :]
-    return out
-
-
-def jpeg_roundtrip(img: np.ndarray, quality: int) -> np.ndarray:
-    """Encode/decode one uint8 RGB image as JPEG (libjpeg is deterministic); 100 = unchanged."""
-    if quality >= 100:
-        return img
-    ok, buf = cv2.imencode(".jpg", img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:
-        raise RuntimeError("JPEG encoding failed")
-    return cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1]
-
-
-__all__ = ["render_scenes", "camera_matrices", "blur", "jpeg_roundtrip", "gaussian_weights"]
+__all__ = ["render_scenes", "camera_matrices"]

@@ -1,11 +1,14 @@
-"""Deferred shading of the winning hit per pixel: materials, light, shadows, sky, haze, camera.
+"""Deferred shading of the winning hit per pixel: materials, light, shadows, sky, haze.
 
-Every per-pixel value is an exact function of the scene's parameters (see `render.py`).
+`shade` returns linear scene colours and class ids; the camera (`camera.apply_camera`) is applied
+once, afterwards, by the renderer. Every per-pixel value is an exact function of the scene's
+parameters (see `render.py`).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -51,9 +54,28 @@ class _Hits:
         return torch.stack([self.c(k), self.c(k + 1), self.c(k + 2)], -1)
 
 
-def shade(scenes: list[dict[str, Any]], prm: torch.Tensor, elements: Any, winner: torch.Tensor, t: torch.Tensor,
-          face: torch.Tensor, rays: torch.Tensor, oy_scene: torch.Tensor, h: int, w: int, dev: torch.device,
-          textures: TextureBank) -> tuple[np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class RayCast:
+    """What ray casting found for a chunk of scenes: the input of `shade`.
+
+    Elements are (primitive, pixel) pairs; pixels are numbered scene * H * W + row * W + column.
+    """
+
+    prm: torch.Tensor  # primitive table (P, NCOL), see `primitives`
+    pid: torch.Tensor  # element -> primitive row
+    t: torch.Tensor  # element -> ray parameter of its hit (inf: none)
+    face: torch.Tensor  # element -> hit face axis (boxes)
+    winner: torch.Tensor  # pixel -> winning element (-1: nothing hit, sky)
+    rays: torch.Tensor  # pixel -> world ray direction (N*H*W, 3), camera z = 1
+    oy: torch.Tensor  # scene -> camera height (m)
+    height: int
+    width: int
+
+
+def shade(scenes: list[dict[str, Any]], cast: RayCast, textures: TextureBank) -> tuple[torch.Tensor, torch.Tensor]:
+    """Linear colours (N, 3, H, W) float32 and class ids (N, H, W) int64 of the scenes in `cast`."""
+    prm, winner, t, face, rays, oy_scene = cast.prm, cast.winner, cast.t, cast.face, cast.rays, cast.oy
+    h, w, dev = cast.height, cast.width, rays.device
     n_sc = len(scenes)
     hw = h * w
 
@@ -79,7 +101,7 @@ def shade(scenes: list[dict[str, Any]], prm: torch.Tensor, elements: Any, winner
     # ---------- winners ----------
     pix = torch.nonzero(winner >= 0).squeeze(1)
     e = winner[pix]
-    pid = elements.pid[e]
+    pid = cast.pid[e]
     tw = t[e]
     fw = face[e].long()
     d = rays[pix]
@@ -118,11 +140,7 @@ def shade(scenes: list[dict[str, Any]], prm: torch.Tensor, elements: Any, winner
     color[pix] = col
     cls[pix] = pcls
 
-    from sim2real.synth.camera import apply_camera
-
-    img = color.reshape(n_sc, h, w, 3).permute(0, 3, 1, 2)
-    out = apply_camera(img, scenes)
-    return out, cls.reshape(n_sc, h, w).to(torch.uint8).cpu().numpy()
+    return color.reshape(n_sc, h, w, 3).permute(0, 3, 1, 2), cls.reshape(n_sc, h, w)
 
 
 def sky_colour(d: torch.Tensor, sc: torch.Tensor, tables: tuple[torch.Tensor, ...]) -> torch.Tensor:
