@@ -143,8 +143,12 @@ STAGES: dict[str, Stage] = {
     for s in [
         Stage(
             "synthetic_scenes", "sim2real.synth.stage:synthetic_scenes",
-            "Procedural road scenes with pixel-exact CamVid labels, domain-randomized, deterministic by seed.",
-            group="synthetic", params=("project", "synthetic"), code=("sim2real/synth", "sim2real/previews.py"),
+            "Procedural road scenes with pixel-exact CamVid labels, domain-randomized, deterministic by seed "
+            "(or a real labelled dataset as the source: synthetic.source).",
+            group="synthetic", params=("project", "synthetic"),
+            # the real importers: synthetic.source may be a real labelled dataset (real -> real)
+            code=("sim2real/synth", "sim2real/previews.py", "sim2real/real/__init__.py",
+                  "sim2real/real/importers.py", "sim2real/real/validate.py", "sim2real/real/aspect.py"),
             kinds=("torch",),
         ),
         Stage(

@@ -4,11 +4,16 @@ Ranges are `[low, high]` lists sampled uniformly per scene (`low == high` fixes 
 Defaults are tuned so class pixel frequencies and camera geometry resemble CamVid
 (dashboard camera ~1.3 m high, horizon near mid-image, buildings on both sides).
 Override one for a run: `sim2real run synthetic_scenes -S synthetic.num_cars=[0,12]`.
+
+The source need not be synthetic: `source: camvid | cityscapes | folder` imports a real labelled
+dataset from `root` into the same shard format (its train split -> train, val -> val), so the rest of
+the chain (augmentation, style, pretraining, fine-tuning, the gap report) runs unchanged on a
+real -> real pair ("trained on city A, evaluated on city B"). The generator knobs then do nothing.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
@@ -46,8 +51,22 @@ def _unit(v: tuple) -> tuple:
 UnitRange = Annotated[Range, AfterValidator(_unit)]
 
 
+IMPORTED_SOURCES = ("camvid", "cityscapes", "folder")
+
+
 class SyntheticConfig(Section):
-    # --- dataset ---
+    # --- where the source comes from ---
+    # procedural = the scene generator below; camvid | cityscapes | folder = a real labelled dataset read
+    # from `root` (train and val splits) in place of the rendered scenes.  -S synthetic.source=folder
+    source: Literal["procedural", "camvid", "cityscapes", "folder"] = "procedural"
+    root: str | None = None  # dataset folder of an imported source (relative to the repo or absolute)
+    # label mapping file (JSON/YAML: source id -> class name | id | void); needed by folder sources whose
+    # masks are not taxonomy ids, optional for camvid/cityscapes (overrides their built-in mapping)
+    mapping: str | None = None
+    # frames of another aspect than the working size: squash | pad | window (as real.fit)
+    fit: Literal["squash", "pad", "window"] = "squash"
+    skip_bad: bool = False  # skip unreadable/invalid files of an imported source (listed) instead of failing
+    # --- dataset (procedural; an imported source brings all its train and val images) ---
     num_train: int = Field(512, ge=1)  # scenes for pretraining
     num_val: int = Field(64, ge=1)  # held-out synthetic scenes (synthetic-val mIoU); disjoint seed stream
     seed: int = 0  # dataset seed; sample i's seed derives from (seed, i)
@@ -112,6 +131,13 @@ class SyntheticConfig(Section):
 
     @model_validator(mode="after")
     def _check(self) -> SyntheticConfig:
+        if self.source in IMPORTED_SOURCES and not self.root:
+            raise ValueError(f"synthetic.root is required when synthetic.source={self.source!r} "
+                             "(the source dataset folder)")
+        if self.source == "procedural" and (self.root or self.mapping):
+            key = "synthetic.root" if self.root else "synthetic.mapping"
+            raise ValueError(f"{key} is set but synthetic.source='procedural' renders scenes and reads no "
+                             "dataset; set synthetic.source to camvid, cityscapes or folder")
         if self.building_p + self.tree_row_p > 1.0:
             raise ValueError("building_p + tree_row_p must be <= 1 (the rest is gaps), "
                              f"got {self.building_p} + {self.tree_row_p}")
