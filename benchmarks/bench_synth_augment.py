@@ -14,13 +14,14 @@ and prints each as a ratio to training (the target: generation + augmentation >=
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 
 import torch
 import torch.nn.functional as F
 
-from sim2real.augment import build_augmentation
+from sim2real.augment import albumentations_pipeline, build_augmentation
 from sim2real.config.augment import AugmentConfig
 from sim2real.config.synthetic import SyntheticConfig
 from sim2real.synth import generate_scenes
@@ -35,27 +36,6 @@ def _timed(fn, repeat: int) -> float:
     return (time.perf_counter() - t0) / repeat
 
 
-def albumentations_pipeline(c: AugmentConfig, h: int, w: int):
-    """The same operations as the kornia pipeline, per image, in albumentations 2.x."""
-    import albumentations as A
-    import cv2
-
-    return A.Compose([
-        A.HorizontalFlip(p=c.hflip_p),
-        A.RandomResizedCrop(size=(h, w), scale=c.crop_scale, ratio=c.crop_ratio, p=c.crop_p),
-        A.Affine(rotate=(-c.affine_degrees, c.affine_degrees),
-                 translate_percent=(-c.affine_translate, c.affine_translate), scale=c.affine_scale,
-                 shear=(-c.affine_shear, c.affine_shear), interpolation=cv2.INTER_LINEAR,
-                 mask_interpolation=cv2.INTER_NEAREST, fill_mask=VOID, p=c.affine_p),
-        A.Perspective(scale=(0.0, c.perspective_distortion / 2), fill_mask=VOID, p=c.perspective_p),
-        A.ColorJitter(c.brightness, c.contrast, c.saturation, c.hue, p=c.color_jitter_p),
-        A.RandomGamma(gamma_limit=(c.gamma[0] * 100, c.gamma[1] * 100), p=c.gamma_p),
-        A.GaussianBlur(blur_limit=(5, 5), sigma_limit=c.blur_sigma, p=c.blur_p),
-        A.MotionBlur(blur_limit=(3, c.motion_blur_kernel), p=c.motion_blur_p),
-        A.GaussNoise(std_range=(c.noise_std, c.noise_std), p=c.noise_p),
-    ], seed=0)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--height", type=int, default=360)
@@ -65,6 +45,7 @@ def main() -> None:
     ap.add_argument("--aug-batch", type=int, default=16)
     ap.add_argument("--train-steps", type=int, default=3)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--json", default=None, help="also write the figures (images/s, ratios) to this file")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     h, w, dev = args.height, args.width, args.device
@@ -114,6 +95,11 @@ def main() -> None:
     for name, v in rows:
         print(f"| {name} | {v:.2f} | {v / train_ips:.1f}x |")
     print(f"kornia / albumentations: {kornia_ips / alb_ips:.2f}x")
+    if args.json:  # read by benchmarks/bench_all.py (`make bench`)
+        with open(args.json, "w") as f:
+            json.dump({"size": f"{h}x{w}", "threads": args.threads, "device": dev, "generator_scenes_per_s": gen,
+                       "kornia_images_per_s": kornia_ips, "albumentations_images_per_s": alb_ips,
+                       "generate_augment_images_per_s": combined, "training_images_per_s": train_ips}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ def all_partitions_tags(cfg: Config, stage: str = "styled_scenes") -> dict[str, 
 
 
 def label_budget_tags(cfg: Config) -> dict[str, str]:
-    return all_partitions_tags(cfg, "label_budget_run")
+    return all_partitions_tags(cfg, "label_budget_synthetic")
 
 
 # the transferability ablation likewise (k x seed partitions): its own job

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -17,14 +16,15 @@ log = logging.getLogger("sim2real")
 
 
 def setup_threads(cfg: Config) -> int:
-    """Size torch's thread pool to the cores this process may use (oversubscription collapses CPU speed)."""
+    """Size torch's thread pool to the cores free to this process (`sim2real.threads.thread_budget`:
+    oversubscription collapses CPU speed)."""
     import torch
 
-    n = cfg.project.num_threads
-    if n == 0:
-        env = os.environ.get("SIM2REAL_THREADS")
-        n = int(env) if env else len(os.sched_getaffinity(0))
-    torch.set_num_threads(max(1, n))
+    from sim2real.threads import thread_budget
+
+    n, why = thread_budget(cfg.project.num_threads)
+    torch.set_num_threads(n)
+    log.info("torch threads: %d (%s)", n, why)
     return n
 
 

@@ -34,7 +34,7 @@ class Stage:
     # matrix over a params list (e.g. "style.ablation"): one stage instance per value
     matrix: str | None = None
     # matrix over several params lists, ((dimension, params key), ...): one instance per combination,
-    # item "<v1>-<v2>" as DVC names it (label_budget_run@10-0); a Dagster multi-partition
+    # item "<v1>-<v2>" as DVC names it (label_budget_synthetic@10-0); a Dagster multi-partition
     grid: tuple[tuple[str, str], ...] = ()
     # for a non-matrix stage that reads one instance of a matrix upstream: {upstream: params key}
     picks: dict[str, str] = field(default_factory=dict)
@@ -128,8 +128,12 @@ DISPLAY_ONLY_CODE = ("sim2real/progress.py",)
 # what training runs: the loop, models, checkpoints, online augmentation (and its preview grid)
 _TRAIN_CODE = ("sim2real/train", "sim2real/augment.py", "sim2real/previews.py")
 # the label-budget runs: training, the N-image draw, scoring on real val and test
-_LABEL_BUDGET_CODE = ("sim2real/label_budget", *_TRAIN_CODE, "sim2real/real/fewshot.py",
-                      "sim2real/evaluate/predict.py", "sim2real/evaluate/metrics.py")
+_LABEL_BUDGET_CODE = ("sim2real/label_budget/runs.py", "sim2real/label_budget/__init__.py", *_TRAIN_CODE,
+                      "sim2real/real/fewshot.py", "sim2real/evaluate/predict.py", "sim2real/evaluate/metrics.py")
+# the keys one label-budget run reads (both arms), and its N x seed grid
+_LABEL_BUDGET_KEYS = ("label_budget.steps_per_image", "label_budget.min_steps", "label_budget.max_steps",
+                      "label_budget.real_only_steps", "label_budget.evals_per_run", "label_budget.patience")
+_LABEL_BUDGET_GRID = (("n", "label_budget.sizes"), ("seed", "label_budget.seeds"))
 # root-cause checks: interventions (style functions in reverse, hard-sample table), re-evaluation, the store
 _ROOTCAUSE_CODE = ("sim2real/rootcause", "sim2real/style/methods.py", "sim2real/evaluate/predict.py",
                    "sim2real/evaluate/metrics.py", "sim2real/evaluate/hard_samples.py",
@@ -212,28 +216,40 @@ STAGES: dict[str, Stage] = {
             kinds=("duckdb",),
         ),
         Stage(
-            "label_budget_run", "sim2real.label_budget.runs:label_budget_run",
-            "One point of the label-budget curve: synthetic + N real images against real-only on the same N, "
-            "same start weights, fair budgets, best on real val, scored on real test.",
-            group="label_budget", upstream=("pretrained_model", "real_target"),
+            "label_budget_synthetic", "sim2real.label_budget.runs:label_budget_synthetic",
+            "One point of the label-budget curve, synthetic arm: the pretrained model fine-tuned on N real "
+            "images (best on real val, scored on real test).",
+            group="label_budget", upstream=("pretrained_model", "styled_scenes", "real_target"),
             # the keys one run reads; label_budget.sizes / seeds only say which runs exist
-            params=("project", "model", "pretrain.steps", "pretrain.lr", "style.method", "real.seed",
+            params=("project", "model", "pretrain.steps", "style.method", "real.seed",
                     "finetune.strategy", "finetune.lr", "finetune.batch_size", "finetune.weight_decay",
                     "finetune.warmup_frac", "finetune.amp", "finetune.encoder_lr_factor",
-                    "finetune.unfreeze_groups", "finetune.real_only_lr", "evaluate.batch_size",
-                    "label_budget.steps_per_image", "label_budget.min_steps", "label_budget.max_steps",
-                    "label_budget.real_only_steps", "label_budget.evals_per_run", "label_budget.patience"),
-            code=_LABEL_BUDGET_CODE, grid=(("n", "label_budget.sizes"), ("seed", "label_budget.seeds")),
-            picks={"pretrained_model": "style.method"}, kinds=("pytorch", "smp"),
+                    "finetune.unfreeze_groups", "finetune.synthetic_mix", "evaluate.batch_size",
+                    *_LABEL_BUDGET_KEYS),
+            code=_LABEL_BUDGET_CODE, grid=_LABEL_BUDGET_GRID,
+            picks={"pretrained_model": "style.method", "styled_scenes": "style.method"}, kinds=("pytorch", "smp"),
+        ),
+        Stage(
+            "label_budget_real_only", "sim2real.label_budget.runs:label_budget_real_only",
+            "One point of the label-budget curve, real-only arm: the pretraining start weights trained on the "
+            "same N real images with at least the synthetic arm's total steps. It reads no fine-tuning recipe, "
+            "so a recipe search re-uses it.",
+            group="label_budget", upstream=("real_target",),
+            params=("project", "model", "pretrain.steps", "pretrain.lr", "real.seed", "finetune.batch_size",
+                    "finetune.weight_decay", "finetune.warmup_frac", "finetune.amp", "finetune.real_only_lr",
+                    "evaluate.batch_size", *_LABEL_BUDGET_KEYS),
+            code=_LABEL_BUDGET_CODE, grid=_LABEL_BUDGET_GRID, kinds=("pytorch", "smp"),
         ),
         Stage(
             "label_budget", "sim2real.label_budget.stage:label_budget",
             "The label-budget curve: real-test mIoU against N for source-only, real-only and synthetic + N, "
             "the gain per N with its seed spread, and the labels synthetic data saves.",
-            group="label_budget", upstream=("label_budget_run", "pretrained_model", "real_target"),
+            group="label_budget",
+            upstream=("label_budget_synthetic", "label_budget_real_only", "pretrained_model", "real_target"),
             params=("project", "label_budget.sizes", "label_budget.seeds", "style.method", "evaluate.batch_size",
                     "store"),
-            code=(*_LABEL_BUDGET_CODE, "sim2real/evaluate/store.py"), picks={"pretrained_model": "style.method"},
+            code=("sim2real/label_budget", *_LABEL_BUDGET_CODE[2:], "sim2real/evaluate/store.py"),
+            picks={"pretrained_model": "style.method"},
             kinds=("pytorch", "duckdb"), plots=("data/label_budget/curve.png",),
         ),
         Stage(

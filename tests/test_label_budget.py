@@ -11,7 +11,7 @@ import yaml
 from sim2real import dvcyaml
 from sim2real.config import ConfigError, load_config
 from sim2real.label_budget.curve import Point, aggregate, labels_saved, paired_gain
-from sim2real.label_budget.runs import parse_item, run_dir
+from sim2real.label_budget.runs import STAGE, parse_item, run_dir
 from sim2real.stages import get_stage
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,20 +90,72 @@ def test_dvc_matrix_and_dagster_partitions_are_the_n_x_seed_grid() -> None:
     from orchestration.assets import partitions_for
 
     cfg = load_config(REPO / "params.yaml", overrides=["label_budget.sizes=[5,10,all]", "label_budget.seeds=[0,1]"])
-    stage = get_stage("label_budget_run")
-    entry = yaml.safe_load(dvcyaml.render())["stages"]["label_budget_run"]
-    assert entry["matrix"] == {"n": "${label_budget.sizes}", "seed": "${label_budget.seeds}"}
-    assert entry["cmd"].endswith("--item ${item.n}-${item.seed}")
-    assert "label_budget.sizes" not in entry["params"] and "label_budget.seeds" not in entry["params"]
-    items = stage.items(cfg)
-    assert items == ["5-0", "5-1", "10-0", "10-1", "all-0", "all-1"]  # DVC's names: label_budget_run@10-1
-    assert partitions_for(stage, cfg).get_partition_keys() == items
-    for item in items:
-        label, _, seed = item.partition("-")
-        assert run_dir(REPO, label, int(seed)) == REPO / stage.out_dir(item)
+    rendered = yaml.safe_load(dvcyaml.render())["stages"]
+    for arm, name in STAGE.items():
+        stage = get_stage(name)
+        entry = rendered[name]
+        assert entry["matrix"] == {"n": "${label_budget.sizes}", "seed": "${label_budget.seeds}"}
+        assert entry["cmd"].endswith("--item ${item.n}-${item.seed}")
+        assert "label_budget.sizes" not in entry["params"] and "label_budget.seeds" not in entry["params"]
+        items = stage.items(cfg)
+        assert items == ["5-0", "5-1", "10-0", "10-1", "all-0", "all-1"]  # DVC's names: <stage>@10-1
+        assert partitions_for(stage, cfg).get_partition_keys() == items
+        for item in items:
+            label, _, seed = item.partition("-")
+            assert run_dir(REPO, label, int(seed), arm) == REPO / stage.out_dir(item)
     assert parse_item("all-2", 367) == ("all", 367, 2) and parse_item("500-0", 367) == ("500", 367, 0)
     with pytest.raises(ValueError, match="<N>-<seed>"):
         parse_item("ten-0", 367)
+
+
+def test_the_real_only_arm_reads_no_fine_tuning_recipe_and_no_synthetic_data() -> None:
+    """So a recipe search over fine-tuning knobs re-uses the real-only runs (DVC run cache) instead of
+    training them again: the real-only stage must not depend on any knob of the synthetic arm."""
+    rendered = yaml.safe_load(dvcyaml.render())["stages"]
+    real_only, synthetic = rendered[STAGE["real_only"]], rendered[STAGE["synthetic"]]
+    keys = {k for group in real_only["params"] for k in ([group] if isinstance(group, str) else list(group))}
+    recipe = {"finetune.strategy", "finetune.lr", "finetune.synthetic_mix", "finetune.encoder_lr_factor",
+              "finetune.unfreeze_groups", "style.method"}
+    assert not keys & recipe, keys & recipe
+    assert not any(d.startswith(("data/pretrained_model", "data/styled_scenes")) for d in real_only["deps"])
+    syn_keys = {k for group in synthetic["params"] for k in ([group] if isinstance(group, str) else list(group))}
+    assert recipe <= syn_keys  # ... while every recipe knob re-runs the synthetic arm
+
+
+def _arm_json(arm: str, *, picks: list[int], total: int, miou: float) -> dict:
+    split = {"miou": miou, "images": 4, "class_iou": {}}
+    return {"arm": arm, "n": 2, "n_label": "2", "seed": 0, "pretrain_steps": 10, "finetune_steps": 5,
+            "real_only_steps": total if arm == "real_only" else 15, "total_steps": total, "steps": total,
+            "best_step": total, "val": split, "test": split, "picks": picks, "pool_size": 8}
+
+
+def _write_point(root: Path, syn: dict, ro: dict) -> None:
+    for arm, doc in (("synthetic", syn), ("real_only", ro)):
+        d = run_dir(root, "2", 0, arm)
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "run.json").write_text(json.dumps(doc))
+
+
+def test_the_curve_refuses_arms_that_are_not_comparable(tmp_path: Path) -> None:
+    from sim2real.label_budget.stage import FairnessError, load_runs
+
+    cfg = load_config(REPO / "params.yaml", overrides=["label_budget.sizes=[2]", "label_budget.seeds=[0]"])
+    with pytest.raises(FileNotFoundError, match=r"label_budget_synthetic --item 2-0"):
+        load_runs(cfg, tmp_path)
+    _write_point(tmp_path, _arm_json("synthetic", picks=[1, 4], total=15, miou=40.0),
+                 _arm_json("real_only", picks=[1, 4], total=15, miou=38.0))
+    run = load_runs(cfg, tmp_path)[0]
+    assert run["gain_test"] == 2.0 and run["real_only_steps"] == 15
+    # other images: a different draw (e.g. real.seed changed for one arm only)
+    _write_point(tmp_path, _arm_json("synthetic", picks=[1, 4], total=15, miou=40.0),
+                 _arm_json("real_only", picks=[2, 4], total=15, miou=38.0))
+    with pytest.raises(FairnessError, match="different real images"):
+        load_runs(cfg, tmp_path)
+    # a real-only run with fewer steps than pretraining + fine-tuning (e.g. pretrain.steps raised since)
+    _write_point(tmp_path, _arm_json("synthetic", picks=[1, 4], total=15, miou=40.0),
+                 _arm_json("real_only", picks=[1, 4], total=12, miou=38.0))
+    with pytest.raises(FairnessError, match=r"real-only budget 12 steps is below the synthetic arm's 15"):
+        load_runs(cfg, tmp_path)
 
 
 # ---------------------------------------------------------------- end to end on the tiny profile
@@ -120,9 +172,10 @@ def test_quick_label_budget_end_to_end_and_one_n_reruns_alone(repro_project: Pat
     assert [p["n"] for p in test["synthetic"]] == [2, 12] and [p["n"] for p in test["real_only"]] == [2, 12]
     for r in curve["budgets"]:  # the fair rule, as it ran
         assert r["real-only steps"] >= r["pretrain steps"] + r["fine-tune steps"]
-    run_json = json.loads((root / "data/label_budget_run/n-2/seed-0/run.json").read_text())
-    assert run_json["arms"]["real_only"]["steps"] >= run_json["arms"]["synthetic"]["total_steps"]
-    assert len(run_json["picks"]) == 2
+    syn = json.loads((root / "data/label_budget_synthetic/n-2/seed-0/run.json").read_text())
+    ro = json.loads((root / "data/label_budget_real_only/n-2/seed-0/run.json").read_text())
+    assert ro["steps"] >= syn["total_steps"] == syn["pretrain_steps"] + syn["finetune_steps"]
+    assert len(syn["picks"]) == 2 and syn["picks"] == ro["picks"]
 
     import duckdb
 
@@ -146,7 +199,14 @@ def test_quick_label_budget_end_to_end_and_one_n_reruns_alone(repro_project: Pat
         data["label_budget"]["sizes"] = [2, 3, "all"]
         params.write_text(yaml.safe_dump(data))
         stale = json.loads(run([str(BIN / "dvc"), "status", "--json"], root).stdout)
-        assert set(stale) == {"label_budget_run@3-0", "label_budget"}, stale
+        assert set(stale) == {"label_budget_synthetic@3-0", "label_budget_real_only@3-0", "label_budget"}, stale
+        # a fine-tuning recipe knob re-runs the synthetic arm only: the real-only runs stay valid
+        data["label_budget"]["sizes"] = [2, "all"]
+        data["finetune"]["lr"] = float(data["finetune"]["lr"]) / 2
+        params.write_text(yaml.safe_dump(data))
+        stale = json.loads(run([str(BIN / "dvc"), "status", "--json"], root).stdout)
+        assert set(stale) == {"label_budget_synthetic@2-0", "label_budget_synthetic@all-0", "label_budget",
+                              "finetuned_model"}, stale
     finally:
         params.write_text(original)
     assert "up to date" in run([str(BIN / "dvc"), "status"], root).stdout

@@ -67,7 +67,8 @@ def test_dagster_materialize_matches_dvc_repro(repro_project: Path, tmp_path: Pa
     assert result.success
     keys = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert keys == {"synthetic_scenes", "real_target", "augmented_scenes", "styled_scenes", "pretrained_model",
-                    "finetuned_model", "real_only_model", "gap_report", "label_budget_run", "label_budget",
+                    "finetuned_model", "real_only_model", "gap_report", "label_budget_synthetic",
+                    "label_budget_real_only", "label_budget",
                     "root_causes", "transfer_ablation", "transfer_curve"}
     assert_clean(root)
     out = run([DVC, "repro"], root).stdout

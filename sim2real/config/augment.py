@@ -7,6 +7,8 @@ Override for a run: `sim2real run augmented_scenes -S augment.perspective_p=0`.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, field_validator
 
 from sim2real.config.base import Section
@@ -18,6 +20,8 @@ class AugmentConfig(Section):
     batch_size: int = Field(64, ge=1)  # images per kornia call
     seed: int = 0  # seed of the materialized augmented set
     online: bool = True  # also augment batches on the fly during pretraining
+    # online path: auto = kornia batched on CUDA, albumentations per image on the CPU (the faster of each)
+    online_backend: Literal["auto", "kornia", "albumentations"] = "auto"
     # --- geometric (image and mask alike) ---
     hflip_p: Prob = 0.5
     affine_p: Prob = 0.5

@@ -1,6 +1,7 @@
-"""Stage `label_budget`: the label-budget curve from every `label_budget_run` point, plus source-only.
+"""Stage `label_budget`: the label-budget curve from every point's two arms, plus source-only.
 
-Reads `data/label_budget_run/n-<N>/seed-<s>/run.json` for every configured (N, seed), scores the
+Reads `data/label_budget_{synthetic,real_only}/n-<N>/seed-<s>/run.json` for every configured (N, seed)
+(checking that both arms trained on the same images with fair budgets), scores the
 source-only model (`pretrained_model/<style.method>`, N = 0) on the same real val and test, and writes
 `data/label_budget/`: `curve.png` (mIoU on real test against N, seed spread, budgets in the caption),
 `curve.json` (every point, gains, labels saved), `curve.md` (the table); the rows also go to DuckDB
@@ -20,7 +21,7 @@ from sim2real.config import Config
 from sim2real.context import StageContext, StepResult, markdown_table, write_json
 from sim2real.evaluate.store import RunRows, Store, resolve_store_path, stage_run
 from sim2real.label_budget.curve import LabelsSaved, Point, aggregate, labels_saved, paired_gain
-from sim2real.label_budget.runs import items, run_dir, score
+from sim2real.label_budget.runs import ARMS, STAGE, items, run_dir, score
 from sim2real.previews import pyplot
 from sim2real.shards import staged_dir
 from sim2real.train import checkpoint as ckpt
@@ -29,16 +30,42 @@ from sim2real.train.loop import ArrayData
 SPLITS = {"val": "real/val", "test": "real/test"}
 
 
+class FairnessError(ValueError):
+    """The two arms of one point are not comparable (other images, or a short real-only budget)."""
+
+
 def load_runs(cfg: Config, root: Path) -> list[dict[str, Any]]:
-    """Every configured run's `run.json`; a missing one names the stage instance to run."""
+    """Every configured point, both arms joined; a missing arm names the stage instance to run.
+
+    Refuses a point whose arms trained on different images, or whose real-only arm got fewer optimizer
+    steps than the synthetic arm's pretraining + fine-tuning (a short baseline fakes a gain).
+    """
     runs = []
     for label, seed in items(cfg):
-        path = run_dir(root, label, seed) / "run.json"
-        if not path.exists():
-            item = f"{label}-{seed}"
-            raise FileNotFoundError(f"{path}: not found; run `sim2real run label_budget_run --item {item}` "
-                                    f"(or `dvc repro label_budget_run@{item}`) first")
-        runs.append(json.loads(path.read_text()))
+        arms = {}
+        for arm in ARMS:
+            path = run_dir(root, label, seed, arm) / "run.json"
+            if not path.exists():
+                item = f"{label}-{seed}"
+                raise FileNotFoundError(f"{path}: not found; run `sim2real run {STAGE[arm]} --item {item}` "
+                                        f"(or `dvc repro {STAGE[arm]}@{item}`) first")
+            arms[arm] = json.loads(path.read_text())
+        syn, ro = arms["synthetic"], arms["real_only"]
+        where = f"label_budget point N={label} seed {seed}"
+        if syn["picks"] != ro["picks"]:
+            raise FairnessError(f"{where}: the arms trained on different real images ({run_dir(root, label, seed)} "
+                                f"vs the real-only run); re-run both (dvc repro)")
+        if ro["total_steps"] < syn["total_steps"]:
+            raise FairnessError(f"{where}: real-only budget {ro['total_steps']} steps is below the synthetic arm's "
+                                f"{syn['total_steps']} (pretraining {syn['pretrain_steps']} + fine-tuning "
+                                f"{syn['finetune_steps']}); raise label_budget.real_only_steps or re-run "
+                                f"{STAGE['real_only']}@{label}-{seed}")
+        runs.append({"n": syn["n"], "n_label": syn["n_label"], "seed": seed, "pool_size": syn["pool_size"],
+                     "picks": syn["picks"], "pretrain_steps": syn["pretrain_steps"],
+                     "finetune_steps": syn["finetune_steps"], "real_only_steps": ro["total_steps"],
+                     "style_method": syn.get("style_method"), "arms": arms,
+                     "gain_test": round(syn["test"]["miou"] - ro["test"]["miou"], 4),
+                     "gain_val": round(syn["val"]["miou"] - ro["val"]["miou"], 4)})
     return runs
 
 

@@ -25,6 +25,7 @@ from sim2real.config import load_config
 from sim2real.context import StageContext, repo_root
 from sim2real.runner import run_stage, setup_threads
 from sim2real.stages import get_stage
+from sim2real.threads import PARALLEL_ENV, THREADS_ENV
 
 TRAIN_STAGES = ("pretrained_model", "finetuned_model", "real_only_model")
 
@@ -56,9 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
                         format=f"%(asctime)s rank{rank} %(levelname)s %(message)s", datefmt="%H:%M:%S")
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    if cfg.project.num_threads == 0 and "SIM2REAL_THREADS" not in os.environ:
+    if cfg.project.num_threads == 0 and THREADS_ENV not in os.environ:
         # ranks on one machine share its cores; oversubscription collapses CPU throughput
-        os.environ["SIM2REAL_THREADS"] = str(max(1, len(os.sched_getaffinity(0)) // local_world))
+        os.environ[PARALLEL_ENV] = str(int(os.environ.get(PARALLEL_ENV) or 1) * local_world)
     if backend:
         logging.getLogger("sim2real").info("DDP: %d ranks, backend %s", world, backend)
     try:

@@ -278,11 +278,11 @@ def pretrained_model(cfg: Config, ctx: StageContext) -> StepResult:
     if (real_val / "index.json").exists():
         vals["real"] = ArrayData.load(real_val)  # model selection only; test stays untouched
     augment = None
-    if cfg.augment.online:
-        from sim2real.augment import build_augmentation
-
-        augment = build_augmentation(cfg.augment)
     device = stage_device(cfg, ctx)
+    if cfg.augment.online:
+        from sim2real.augment import online_augmentation
+
+        augment = online_augmentation(cfg.augment, device)
     if augment is not None and hasattr(augment, "to"):
         augment = augment.to(device)
     model = create_model(cfg.model)
