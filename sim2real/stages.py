@@ -206,8 +206,9 @@ STAGES: dict[str, Stage] = {
             "gap_report", "sim2real.evaluate.stage:gap_report",
             "How big the sim-to-real gap is, where it is and what closed it; rows in DuckDB, HTML report.",
             group="evaluation",
+            # root_causes: its tested causes close the findings list (confirmed first)
             upstream=("pretrained_model", "finetuned_model", "real_only_model", "styled_scenes",
-                      "real_target", "synthetic_scenes"),
+                      "real_target", "synthetic_scenes", "root_causes"),
             params=("project", "evaluate", "style.method", "style.ablation", "store"),
             # evaluation loads checkpoints (train/) and styles real images toward the source (style/)
             code=("sim2real/evaluate", "sim2real/previews.py", "sim2real/train/models.py",

@@ -3,7 +3,7 @@
 The end-to-end test trains the tiny chain's source-only model, then makes the real target a darkened
 copy of the model's own synthetic val images: darkness is the only difference, so the brightness
 intervention must be *confirmed*, and sky cropping (nothing to equalize: same sky as the source) must
-be *rejected*.
+be *rejected*; the gap report then ends its findings in those tested causes, confirmed first.
 """
 
 from __future__ import annotations
@@ -187,3 +187,57 @@ def test_darkened_target_brightness_confirmed_sky_crop_rejected(tmp_path: Path) 
     finally:
         con.close()
     assert rows == verdicts
+
+    # the gap report's findings end in these tested causes, confirmed first (root_causes is its upstream)
+    report = run_stage("gap_report", root=root, cfg=cfg)
+    lines = report.text.splitlines()
+    assert lines[-4].startswith("- **Root causes, tested** on source_only/none"), lines
+    assert lines[-3].startswith("- **Confirmed cause:** brightness and contrast (`brightness_contrast`)"), lines
+    assert lines[0].startswith("- **How big:**")  # correlations and sizes come before the tested causes
+    assert any(line.startswith("- **Rejected:**") and "sky_crop" in line for line in lines[-2:]), lines
+    page = (root / "data/gap_report/report.html").read_text()
+    assert page.index("<b>Confirmed cause:</b>") < page.index("<h2>Plots</h2>") < page.index("Root causes: tested")
+
+
+# ---------------------------------------------------------------- the gap report ends in the tested causes
+def _cause(name: str, verdict: str, value: float) -> dict:
+    change = {"value": value, "low": value - 1, "high": value + 1, "before": 20.0, "after": 20 + value, "images": 8}
+    return {"intervention": name, "trait": f"trait of {name}", "verdict": verdict, "all": change,
+            "hardest": change, "gap_share": value / 10}
+
+
+def test_gap_report_findings_list_confirmed_causes_first_then_rejected_then_inconclusive() -> None:
+    from sim2real.evaluate.report import root_cause_findings, root_cause_rows
+
+    doc = {"gap": {"model_id": "source_only/none", "target": "real/val", "gap": 10.0},
+           "settings": {"hardest_k": 2, "ci": 0.95},
+           "causes": [_cause("sky_crop", "rejected", -0.5), _cause("blur_noise", "inconclusive", 1.0),
+                      _cause("colour_to_source", "confirmed", 2.0), _cause("brightness_contrast", "confirmed", 6.0)]}
+    lines = root_cause_findings(doc)
+    assert lines[0].startswith("<b>Root causes, tested</b> on source_only/none")
+    order = [next(c["intervention"] for c in doc["causes"] if c["intervention"] in line) for line in lines[1:]]
+    assert order == ["brightness_contrast", "colour_to_source", "sky_crop", "blur_noise"]
+    assert lines[1].startswith("<b>Confirmed cause:</b> trait of brightness_contrast") and "+6.0 [+5.0, +7.0]" in lines[1]
+    assert "closes 60% of the gap" in lines[1] and lines[3].startswith("<b>Rejected:</b>")
+    assert [r["verdict"] for r in root_cause_rows(doc)] == ["confirmed", "confirmed", "rejected", "inconclusive"]
+    none = root_cause_findings({**doc, "causes": [_cause("sky_crop", "rejected", 0.0)]})
+    assert none[1].startswith("<b>No cause confirmed:</b>") and none[2].startswith("<b>Rejected:</b>")
+    assert "not tested" in root_cause_findings(None)[0] and root_cause_rows(None) == []
+
+
+def test_gap_report_reads_root_causes_and_flags_another_checkpoint(tmp_path: Path) -> None:
+    from sim2real.evaluate.data import ModelEntry
+    from sim2real.evaluate.stage import load_root_causes
+
+    assert load_root_causes(tmp_path, []) is None  # the stage has not run
+    out = tmp_path / "root_causes"
+    out.mkdir()
+    doc = {"gap": {"model_id": "source_only/none", "checkpoint_sha": "abc"}, "causes": []}
+    (out / "causes.json").write_text(json.dumps(doc))
+    model = ModelEntry("source_only/none", "source_only", tmp_path / "model.pt", None, {}, "none", sha="abc")
+    assert load_root_causes(tmp_path, [model])["warnings"] == []
+    model.sha = "def"
+    assert "another checkpoint" in load_root_causes(tmp_path, [model])["warnings"][0]
+    (out / "causes.json").write_text("{broken")
+    with pytest.raises(ValueError, match="causes.json: not valid JSON"):
+        load_root_causes(tmp_path, [model])

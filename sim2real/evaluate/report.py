@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from sim2real.evaluate.store import RunRows, Store
 
 __all__ = ["ReportInputs", "write_report", "findings", "findings_markdown", "headline_markdown", "class_table", "class_gap_table",
-           "history_rows", "few_shot_rows", "FIGURE_LABELS"]
+           "history_rows", "few_shot_rows", "FIGURE_LABELS", "root_cause_findings", "root_cause_rows", "ordered_causes"]
 
 FIGURE_LABELS = {
     "source_only_synthetic_val_miou": "Source-only mIoU on synthetic val",
@@ -92,6 +92,9 @@ class ReportInputs:
     embedding: list[dict] = field(default_factory=list)
     history: list[dict] = field(default_factory=list)
     few_shot: list[dict] = field(default_factory=list)
+    # data/root_causes/causes.json of the root_causes stage (None: not run); its causes close the findings
+    root_causes: dict[str, Any] | None = None
+    source: str = "synthetic (procedural scenes)"  # the source domain, in words (an imported dataset: real -> real)
 
 
 # ------------------------------------------------------------------------------------- tables
@@ -490,12 +493,77 @@ def findings(inp: ReportInputs) -> list[str]:
             out.append(f"<b>Hardest real images</b> ({len(inp.hard_idx)} for {inp.primary.model_id}) differ most "
                        f"from the rest in: " + "; ".join(
                            f"{r['property']} {r['hardest_mean']:.2f} vs {r['rest_mean']:.2f}" for r in top) + ".")
+    return out + root_cause_findings(inp.root_causes)
+
+
+# the verdicts in the order the findings list them: what was confirmed, then what was ruled out, then what is open
+CAUSE_ORDER = ("confirmed", "rejected", "inconclusive")
+
+
+def ordered_causes(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The tested causes, confirmed first, then rejected, then inconclusive (larger changes first within)."""
+    def key(c: dict[str, Any]) -> tuple[int, float]:
+        v = (c.get("all") or {}).get("value")
+        rank = CAUSE_ORDER.index(c["verdict"]) if c.get("verdict") in CAUSE_ORDER else len(CAUSE_ORDER)
+        return rank, -(v if isinstance(v, int | float) and math.isfinite(v) else -1e9)
+    return sorted(doc.get("causes") or [], key=key)
+
+
+def _change(c: dict[str, Any] | None) -> str:
+    if not c or c.get("value") is None:
+        return "n/a"
+    lo, hi = c.get("low"), c.get("high")
+    ci = f" [{lo:+.1f}, {hi:+.1f}]" if lo is not None and hi is not None else ""
+    return f"{c['value']:+.1f}{ci}"
+
+
+def root_cause_findings(doc: dict[str, Any] | None) -> list[str]:
+    """The report's last findings: the causes the root_causes stage tested, confirmed ones first.
+
+    Correlations (what the hardest images share, which statistic tracks the drop) come before; these
+    close the list because each was tested by removing the trait and re-evaluating the model.
+    """
+    if doc is None:
+        return ["<b>Root causes:</b> not tested (no data/root_causes output); run <code>dvc repro root_causes"
+                "</code> to confirm or reject each suspected trait."]
+    gap, causes = doc.get("gap") or {}, ordered_causes(doc)
+    settings = doc.get("settings") or {}
+    k = settings.get("hardest_k", "k")
+    out = [f"<b>Root causes, tested</b> on {html.escape(str(gap.get('model_id', '?')))}: each suspected trait "
+           f"removed from {html.escape(str(gap.get('target', 'the target')))} and the model re-evaluated "
+           f"(mIoU change on all images [{settings.get('ci', 0.95):.0%} bootstrap CI], gap "
+           f"{gap.get('gap', float('nan')):.1f} points)."]
+    if not any(c["verdict"] == "confirmed" for c in causes):
+        out.append("<b>No cause confirmed:</b> no intervention closed the stated share of the gap with a CI "
+                   "excluding 0.")
+    label = {"confirmed": "Confirmed cause", "rejected": "Rejected", "inconclusive": "Inconclusive"}
+    for c in causes:
+        share = c.get("gap_share")
+        out.append(f"<b>{label.get(c['verdict'], c['verdict'])}:</b> {html.escape(str(c['trait']))} "
+                   f"(<code>{html.escape(str(c['intervention']))}</code>): {_change(c.get('all'))} points on all "
+                   f"images, {_change(c.get('hardest'))} on the hardest {k}"
+                   + (f"; closes {share:.0%} of the gap" if isinstance(share, int | float) else "") + ".")
+    for w in doc.get("warnings") or []:
+        out.append(f"<b class='warn'>Root causes:</b> {html.escape(w)}.")
     return out
+
+
+def root_cause_rows(doc: dict[str, Any] | None) -> list[dict]:
+    """The tested causes as table rows (the report's root-cause table)."""
+    if doc is None:
+        return []
+    return [{"verdict": c["verdict"], "trait": c["trait"], "intervention": c["intervention"],
+             "images": (c.get("all") or {}).get("images"), "change, all images": _change(c.get("all")),
+             "change, hardest": _change(c.get("hardest")),
+             "share of gap": None if c.get("gap_share") is None else f"{c['gap_share']:.0%}"}
+            for c in ordered_causes(doc)]
 
 
 def findings_markdown(inp: ReportInputs) -> str:
     """The findings as a markdown list (Dagster metadata, `sim2real run` output)."""
-    return "\n".join("- " + html.unescape(re.sub(r"<b[^>]*>(.*?)</b>", r"**\1**", f)) for f in findings(inp))
+    def md(f: str) -> str:
+        return html.unescape(re.sub(r"<code>(.*?)</code>", r"`\1`", re.sub(r"<b[^>]*>(.*?)</b>", r"**\1**", f)))
+    return "\n".join("- " + md(f) for f in findings(inp))
 
 
 def _class_findings(inp: ReportInputs) -> list[str]:
@@ -594,8 +662,9 @@ def render_html(inp: ReportInputs, plots: dict[str, str]) -> str:
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         "<title>sim2real gap report</title>", f"<style>{_CSS}</style></head><body>",
-        "<h1>Sim-to-real gap report</h1>",
-        f"<p class='meta'>run <code>{html.escape(inp.run.run_id)}</code> · target "
+        "<h1>" + ("Sim-to-real" if inp.source.startswith("synthetic") else "Source-to-target") + " gap report</h1>",
+        f"<p class='meta'>run <code>{html.escape(inp.run.run_id)}</code> · source "
+        f"<b>{html.escape(inp.source)}</b> · target "
         f"<b>{html.escape(str(run['target']))}</b> · {run['image_height']}×{run['image_width']} · git "
         f"<code>{html.escape(str(run['git_rev'])[:10])}</code> · params <code>{html.escape(run['params_hash'])}"
         f"</code></p>",
@@ -627,6 +696,12 @@ def render_html(inp: ReportInputs, plots: dict[str, str]) -> str:
               "<h2>Domain statistics (source vs target)</h2>",
               _html_table([r for r in inp.domain_rows if not r["statistic"].startswith("class_fraction/")], ".3g"),
               "<h2>Latent gap</h2>", _html_table(inp.latent_rows, ".3g"),
+              "<h2>Root causes: tested, not correlated</h2>",
+              "<p class='meta'>Each suspected trait removed from the real target by a named intervention and the "
+              "source-only model re-evaluated (stage <code>root_causes</code>; mIoU points, bootstrap CI over "
+              "images): <a href='../root_causes/causes.md'>details</a>, "
+              "<a href='../root_causes/causes.png'>the figure</a>.</p>",
+              _html_table(root_cause_rows(inp.root_causes)),
               "<h2>Hardest real images: what they share</h2>",
               "<p class='meta'>effect size = (hardest mean − rest mean) / rest std.</p>",
               _html_table(inp.share_rows, ".3g"),

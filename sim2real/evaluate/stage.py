@@ -445,7 +445,8 @@ def write_outputs(cfg: Config, ctx: StageContext, run: RunRows, models: list[Mod
             fit_rows=gap.fit_rows, domain_rows=run.tables["domain_stats"], latent_rows=gap.latent_rows,
             share_rows=hard.share_rows, primary=primary, main_source=main, hard_idx=hard.primary_idx,
             real_val=real_val, warnings=warnings, budget=budget, embedding=embedding(ev, main, primary),
-            history=report.history_rows(store, run, exclude=run.run_id), few_shot=report.few_shot_rows(store, run))
+            history=report.history_rows(store, run, exclude=run.run_id), few_shot=report.few_shot_rows(store, run),
+            root_causes=load_root_causes(ctx.data, models), source=source_name(ctx.data))
         plots = report.write_report(tmp, inputs)
         store.write_run(run)
     rel = out.relative_to(ctx.root) if out.is_relative_to(ctx.root) else out
@@ -454,6 +455,44 @@ def write_outputs(cfg: Config, ctx: StageContext, run: RunRows, models: list[Mod
                       text=report.findings_markdown(inputs),
                       extra={"run_id": run.run_id, "report": str(rel / "report.html"),
                              "store": str(store.path), "warnings": warnings})
+
+
+def load_root_causes(data: Path, models: list[ModelEntry]) -> dict[str, Any] | None:
+    """The root_causes stage's output (`causes.json`), checked to be about a model this report evaluates.
+
+    None when the stage has not run (an in-process run; under DVC and Dagster it is an upstream). A doc
+    about another checkpoint than the one evaluated here gets a warning the findings show.
+    """
+    path = data / "root_causes" / "causes.json"
+    if not path.exists():
+        return None
+    try:
+        doc = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not valid JSON ({err}); re-run `sim2real run root_causes`") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("causes"), list):
+        raise ValueError(f"{path}: no 'causes' list; re-run `sim2real run root_causes`")
+    gap = doc.get("gap") or {}
+    model = next((m for m in models if m.model_id == gap.get("model_id")), None)
+    doc["warnings"] = []
+    if model is None:
+        doc["warnings"].append(f"they were tested on {gap.get('model_id')}, which this report does not evaluate")
+    elif gap.get("checkpoint_sha") and gap["checkpoint_sha"] != model.sha:
+        doc["warnings"].append(f"they were tested on another checkpoint of {model.model_id} than the one evaluated "
+                               "here (stale); re-run root_causes")
+    return doc
+
+
+def source_name(data: Path) -> str:
+    """The source domain in words: the procedural scenes, or the dataset imported in their place."""
+    path = data / "synthetic_scenes" / "source.json"
+    if not path.exists():
+        return "synthetic (procedural scenes)"
+    try:
+        info = json.loads(path.read_text())
+        return f"{info['source']} dataset {info['root']}"
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return "imported dataset (data/synthetic_scenes/source.json unreadable)"
 
 
 def stage_metrics(run: RunRows, ev: Evaluator) -> dict[str, float]:
@@ -474,7 +513,9 @@ def stage_tables(inputs: report.ReportInputs) -> dict[str, str]:
             "per class: where the gap is and what closed it (IoU %)": markdown_table(
                 report.class_gap_table(inputs.evaluator, inputs.models), ".1f"),
             "which gap statistic tracks the real-val mIoU drop": markdown_table(inputs.fit_rows[:8], ".3g"),
-            "hardest real images vs the rest": markdown_table(inputs.share_rows[:10], ".3g")}
+            "hardest real images vs the rest": markdown_table(inputs.share_rows[:10], ".3g"),
+            "root causes, tested (mIoU points)": markdown_table(report.root_cause_rows(inputs.root_causes))
+            if inputs.root_causes else "(root_causes not run)"}
 
 
 def embedding(ev: Evaluator, main: ModelEntry | None, primary: ModelEntry) -> list[dict]:
