@@ -19,8 +19,9 @@ from sim2real.real.importers import load_split
 from sim2real.real.validate import DatasetError
 from sim2real.runner import run_stage
 from sim2real.shards import ShardDataset
-from tests.conftest import REPO
-from tests.test_real_import import write_camvid, write_folder
+from sim2real.taxonomy import CLASS_ID
+from tests.conftest import BIN, REPO, make_project, run
+from tests.test_real_import import save, scene, write_camvid, write_folder
 
 SMALL = ["project.image_height=16", "project.image_width=24"]
 
@@ -81,3 +82,63 @@ def test_bad_source_datasets_name_the_key(tmp_path: Path) -> None:
         run_stage("synthetic_scenes", root=root, overrides=SMALL + over[:2] + ["synthetic.mapping=missing.yaml"])
     with pytest.raises(DatasetError, match="unknown label"):  # folder ids 100/200/7 unmapped without the file
         run_stage("synthetic_scenes", root=root, overrides=SMALL + over[:2])
+
+
+def write_city(root: Path, splits: dict[str, int], seed: int, cast: tuple[float, float, float]) -> Path:
+    """A labelled folder dataset (`<split>/images`, `<split>/masks`, mapping.yaml) with its own colour cast:
+    source ids 100 = sky, 200 = road, 7 = car (rectangles of other classes become cars), 255 = void."""
+    rng = np.random.default_rng(seed)
+    i = 0
+    for split, n in splits.items():
+        for _ in range(n):
+            image, mask = scene(rng)
+            image = np.clip(image * np.array(cast), 0, 255).astype(np.uint8)
+            ids = np.where(mask == CLASS_ID["Sky"], 100, np.where(mask == CLASS_ID["Road"], 200, 7)).astype(np.uint8)
+            ids[0, 0] = 255
+            save(root / split / "images" / f"{root.name}_{i:03d}.png", image)
+            save(root / split / "masks" / f"{root.name}_{i:03d}.png", ids)
+            i += 1
+    (root / "mapping.yaml").write_text("mapping:\n  100: Sky\n  200: Road\n  7: Car\n  255: void\n")
+    return root
+
+
+@pytest.mark.e2e  # a whole tiny chain
+def test_real_to_real_tiny_chain_produces_a_gap_report(tmp_path: Path) -> None:
+    """City A (a folder source) -> city B (a folder target, bluer): the whole chain and the gap report."""
+    import duckdb
+
+    root = make_project(tmp_path / "proj", dvc=False)
+    run([str(BIN / "sim2real"), "profile", "real2real"], root)  # the README's command
+    ext = root / "data/external"
+    write_city(ext / "city_a", {"train": 10, "val": 4}, seed=0, cast=(1.0, 1.0, 1.0))
+    write_city(ext / "city_b", {"train": 8, "val": 4, "test": 4}, seed=1, cast=(0.6, 0.8, 1.3))
+    cfg = load_config(root / "params.yaml")
+    assert (cfg.synthetic.source, cfg.real.source) == ("folder", "folder")
+    for name in ("synthetic_scenes", "real_target", "augmented_scenes"):
+        run_stage(name, root=root, cfg=cfg)
+    for method in cfg.style.ablation:
+        run_stage("styled_scenes", method, root=root, cfg=cfg)
+        run_stage("pretrained_model", method, root=root, cfg=cfg)
+    for name in ("finetuned_model", "real_only_model", "root_causes"):
+        run_stage(name, root=root, cfg=cfg)
+    result = run_stage("gap_report", root=root, cfg=cfg)
+
+    # the source is city A's images, the target city B's: nothing procedural in the chain
+    data = root / "data"
+    src_val = ShardDataset(data / "synthetic_scenes/val")
+    assert [r["name"] for r in src_val.records()] == [f"city_a_{i:03d}" for i in range(10, 14)]
+    assert json.loads((data / "synthetic_scenes/source.json").read_text())["root"] == str(ext / "city_a")
+    split = json.loads((data / "real_target/split.json").read_text())
+    assert split["source"] == "folder" and split["splits"]["test"]["names"][0] == "city_b_012"
+    # the report of that pair: headline gap, source named, root causes closing the findings
+    page = (data / "gap_report/report.html").read_text()
+    assert "<h1>Source-to-target gap report</h1>" in page and f"folder dataset {ext / 'city_a'}" in page
+    assert "domain_gap" in result.metrics and "miou/source_only/none/real/val" in result.metrics
+    assert "**Root causes, tested**" in result.text and "Root causes: tested" in page
+    con = duckdb.connect(str(data / "store/sim2real.duckdb"), read_only=True)
+    try:
+        target, = con.execute("SELECT target FROM runs WHERE stage = 'gap_report'").fetchone()
+        n_causes, = con.execute("SELECT count(*) FROM root_causes").fetchone()
+    finally:
+        con.close()
+    assert target == "folder" and n_causes == len(cfg.rootcause.interventions)
