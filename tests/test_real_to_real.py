@@ -142,3 +142,25 @@ def test_real_to_real_tiny_chain_produces_a_gap_report(tmp_path: Path) -> None:
     finally:
         con.close()
     assert target == "folder" and n_causes == len(cfg.rootcause.interventions)
+
+
+@pytest.mark.parametrize("fmt", ["camvid", "cityscapes"])
+def test_camvid_and_cityscapes_sources_keep_the_aspect_when_asked(tmp_path: Path, fmt: str) -> None:
+    """The other importers work as sources too; synthetic.fit=window cuts a wide working size into windows."""
+    from tests.test_real_import import write_cityscapes
+
+    root = _root(tmp_path)
+    if fmt == "camvid":
+        write_camvid(root / "src", {"train": 3, "val": 2})
+    else:
+        write_cityscapes(root / "src", "train", 3)
+        write_cityscapes(root / "src", "val", 2)
+    over = ["project.image_height=16", "project.image_width=16", f"synthetic.source={fmt}", "synthetic.root=src"]
+    run_stage("synthetic_scenes", root=root, overrides=over)
+    squashed = ShardDataset(root / "data/synthetic_scenes/train")
+    assert len(squashed) == 3 and squashed.size == (16, 16)
+    run_stage("synthetic_scenes", root=root, overrides=over + ["synthetic.fit=window"])
+    windows = ShardDataset(root / "data/synthetic_scenes/train")
+    names = [r["name"] for r in windows.records()]
+    assert len(windows) > 3 and all("@x" in n for n in names), names  # 24x32 frames: two 16x16 windows each
+    assert json.loads((root / "data/synthetic_scenes/source.json").read_text())["fit"] == "window"
