@@ -10,7 +10,7 @@ STAMP := $(VENV)/.sim2real-installed
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q -U pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,cluster]'
 	$(PY) -m pip check
 	touch $(STAMP)
 
