@@ -55,10 +55,16 @@ def _table(name: str, device: torch.device) -> torch.Tensor:
 
 
 def _lookup(name: str, ix: torch.Tensor, iy: torch.Tensor, seed: torch.Tensor | int) -> torch.Tensor:
+    # wrap to the table first (exact: & keeps the low bits), then the cheap int32 arithmetic and
+    # index_select (several times faster than int64 ops and advanced indexing on CPU)
+    ix = (ix & _MASK).to(torch.int32)
+    iy = (iy & _MASK).to(torch.int32)
+    if isinstance(seed, torch.Tensor):
+        seed = (seed & 0x3FFFF).to(torch.int32)
     sx = seed & _MASK
     sy = (seed >> 9) & _MASK
     idx = ((iy + sy) & _MASK) * _SIZE + ((ix + sx) & _MASK)
-    return _table(name, idx.device)[idx]
+    return _table(name, idx.device).index_select(0, idx.reshape(-1)).reshape(idx.shape)
 
 
 def hash2(ix: torch.Tensor, iy: torch.Tensor, seed: torch.Tensor | int) -> torch.Tensor:

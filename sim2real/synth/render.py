@@ -128,13 +128,13 @@ class _Elements:
         offs = torch.cumsum(area_t, 0) - area_t
         # pixel (u, v) inside the box from the element's rank, in float32: exact because the rank
         # within one box is < 2^24 and the +0.5 keeps the quotient away from integers
-        local = (torch.arange(e, device=dev) - offs[self.pid]).to(torch.float32)
-        bw = torch.as_tensor(np.maximum(boxes[:, 2], 1), device=dev, dtype=torch.float32)[self.pid]
+        local = (torch.arange(e, device=dev) - offs.index_select(0, self.pid)).to(torch.float32)
+        bw = torch.as_tensor(np.maximum(boxes[:, 2], 1), device=dev, dtype=torch.float32).index_select(0, self.pid)
         vf = torch.floor((local + 0.5) / bw)
         uf = local - vf * bw
-        u = uf.long() + torch.as_tensor(boxes[:, 0], device=dev)[self.pid]
-        v = vf.long() + torch.as_tensor(boxes[:, 1], device=dev)[self.pid]
-        scn = prm[:, P.SCN].long()[self.pid]
+        u = uf.long() + torch.as_tensor(boxes[:, 0], device=dev).index_select(0, self.pid)
+        v = vf.long() + torch.as_tensor(boxes[:, 1], device=dev).index_select(0, self.pid)
+        scn = prm[:, P.SCN].long().index_select(0, self.pid)
         self.scn = scn
         self.g = scn * (h * w) + v * w + u
 
@@ -154,7 +154,7 @@ def _intersect(param_columns: torch.Tensor, pid: torch.Tensor, ranges: dict[int,
     face = torch.zeros_like(pid, dtype=torch.int8)
 
     def c(k: int, sel: slice) -> torch.Tensor:
-        return param_columns[k][pid[sel]]
+        return param_columns[k].index_select(0, pid[sel])
 
     # ground plane y = 0
     m = ranges[P.K_GROUND]
@@ -228,19 +228,21 @@ def _frac(x: torch.Tensor) -> torch.Tensor:
 def _alpha(param_columns: torch.Tensor, pid: torch.Tensor, t: torch.Tensor, d: torch.Tensor,
            oy: torch.Tensor) -> torch.Tensor:
     """Cut-out tests on hit points: True where the primitive is solid."""
-    al = param_columns[P.ALPHA].long()[pid]
+    al = param_columns[P.ALPHA].to(torch.int8).index_select(0, pid)
     solid = torch.ones_like(t, dtype=torch.bool)
-    hit = torch.isfinite(t)
+    cand = torch.nonzero(torch.isfinite(t) & (al != P.AL_NONE)).squeeze(1)  # hits that need a cut-out test
+    al_c = al.index_select(0, cand)
     for a in (P.AL_SILHOUETTE, P.AL_FOLIAGE, P.AL_BARS, P.AL_SIGN, P.AL_RING, P.AL_SKYLINE):
-        m = hit & (al == a)
-        if not m.any():
+        m = cand[al_c == a]
+        if len(m) == 0:
             continue
-        pm = pid[m]
-        tt = t[m]
-        px, py, pz = tt * d[m, 0], oy[m] + tt * d[m, 1], tt * d[m, 2]
+        pm = pid.index_select(0, m)
+        tt = t.index_select(0, m)
+        dm = d.index_select(0, m)
+        px, py, pz = tt * dm[:, 0], oy.index_select(0, m) + tt * dm[:, 1], tt * dm[:, 2]
 
         def c(k: int, pm: torch.Tensor = pm) -> torch.Tensor:
-            return param_columns[k][pm]
+            return param_columns[k].index_select(0, pm)
 
         seed = c(P.SEED).long()
         along = torch.where(c(P.KIND) == P.K_QUADX, pz, px)
@@ -341,15 +343,15 @@ def _render_chunk(scenes: list[dict], h: int, w: int, dev: torch.device,
     oy_scene = torch.as_tensor(heights.astype(np.float32), device=dev)
 
     elements = _Elements(prm, boxes, h, w, dev)
-    d = rays[elements.g]
-    oy = oy_scene[elements.scn]
+    d = rays.index_select(0, elements.g)
+    oy = oy_scene.index_select(0, elements.scn)
     t, face = _intersect(param_columns, elements.pid, ranges, d, oy)
     solid = _alpha(param_columns, elements.pid, t, d, oy)
     t = torch.where(solid, t, torch.full_like(t, INF))
     # nearest hit per pixel; ties go to the later primitive (deterministic)
     npx = n * h * w
     best = torch.full((npx,), INF, device=dev).scatter_reduce(0, elements.g, t, "amin")
-    win = torch.isfinite(t) & (t == best[elements.g])
+    win = torch.isfinite(t) & (t == best.index_select(0, elements.g))
     idx = torch.where(win, torch.arange(len(t), device=dev), torch.full_like(elements.g, -1))
     winner = torch.full((npx,), -1, device=dev, dtype=torch.long).scatter_reduce(0, elements.g, idx, "amax")
 

@@ -40,15 +40,18 @@ class _Hits:
         self.sky_tables = sky_tables
 
     def subset(self, idx: torch.Tensor) -> _Hits:
-        return _Hits(self.param_columns, self.pid[idx], self.sc[idx], self.p[idx], self.d[idx], self.n[idx],
-                    self.face[idx], self.dev, self.sky_tables)
+        def take(x: torch.Tensor) -> torch.Tensor:
+            return x.index_select(0, idx)
+
+        return _Hits(self.param_columns, take(self.pid), take(self.sc), take(self.p), take(self.d), take(self.n),
+                     take(self.face), self.dev, self.sky_tables)
 
     def sky(self) -> torch.Tensor:
         """The sky behind these pixels (seen through bare branches)."""
         return sky_colour(self.d, self.sc, self.sky_tables)
 
     def c(self, k: int) -> torch.Tensor:
-        return self.param_columns[k][self.pid]
+        return self.param_columns[k].index_select(0, self.pid)
 
     def rgb(self, k: int) -> torch.Tensor:
         return torch.stack([self.c(k), self.c(k + 1), self.c(k + 2)], -1)
@@ -96,25 +99,25 @@ def shade(scenes: list[dict[str, Any]], cast: RayCast, textures: TextureBank) ->
     skyp = torch.nonzero(winner < 0).squeeze(1)
     sky_tables = (sky_top, sky_hor, sky_par)
     if len(skyp):
-        color[skyp] = sky_colour(rays[skyp], skyp // hw, sky_tables)
+        color[skyp] = sky_colour(rays.index_select(0, skyp), skyp // hw, sky_tables)
 
     # ---------- winners ----------
     pix = torch.nonzero(winner >= 0).squeeze(1)
-    e = winner[pix]
-    pid = cast.pid[e]
-    tw = t[e]
-    fw = face[e].long()
-    d = rays[pix]
+    e = winner.index_select(0, pix)
+    pid = cast.pid.index_select(0, e)
+    tw = t.index_select(0, e)
+    fw = face.index_select(0, e).long()
+    d = rays.index_select(0, pix)
     sc = pix // hw
-    oy = oy_scene[sc]
+    oy = oy_scene.index_select(0, sc)
     p = torch.stack([tw * d[:, 0], oy + tw * d[:, 1], tw * d[:, 2]], -1)
-    kind = prm[:, P.KIND].long()[pid]
-    nrm = _normals(prm, pid, kind, fw, p, d)
     param_columns = prm.t().contiguous()  # one row per parameter: param_columns[P.X][pid]
+    kind = param_columns[P.KIND].long().index_select(0, pid)
+    nrm = _normals(param_columns, pid, kind, fw, p, d)
     hits = _Hits(param_columns, pid, sc, p, d, nrm, fw, dev, sky_tables)
-    mat = param_columns[P.MAT].long()[pid]
+    mat = param_columns[P.MAT].long().index_select(0, pid)
     base = torch.zeros((len(pix), 3), device=dev)
-    pcls = param_columns[P.CLS].long()[pid]
+    pcls = param_columns[P.CLS].long().index_select(0, pid)
     for m, fn in _MATERIALS.items():
         idx = torch.nonzero(mat == m).squeeze(1)
         if len(idx):
@@ -125,18 +128,19 @@ def shade(scenes: list[dict[str, Any]], cast: RayCast, textures: TextureBank) ->
                 base[idx] = out
 
     # light: ambient + sun (Lambert) unless a facade shadows the point
-    L = sun[sc]
-    amb, sun_k = light[sc, 0], light[sc, 1]
+    L = sun.index_select(0, sc)
+    light_px = light.index_select(0, sc)
+    amb, sun_k = light_px[:, 0], light_px[:, 1]
     ndl = torch.clamp((nrm * L).sum(-1), min=0.0)
-    shadowed = _facade_shadow(scenes, p, L, sc, light[sc, 3] > 0.5, dev)
+    shadowed = _facade_shadow(scenes, p, L, sc, light_px[:, 3] > 0.5, dev)
     lit = amb * (1.0 - 0.15 * shadowed) + sun_k * ndl * (1.0 - shadowed)
     lit = lit + 0.08 * torch.clamp(nrm[:, 1], min=0.0)  # sky light from above
     col = base * lit[:, None]
     # haze: aerial perspective toward the horizon colour
-    dist = tw * norm[pix]
-    haze = sky_par[sc, 3]
+    dist = tw * norm.index_select(0, pix)
+    haze = sky_par[:, 3].index_select(0, sc)
     f = haze * dist / (dist + 150.0)
-    col = col + (sky_hor[sc] - col) * f[:, None]
+    col = col + (sky_hor.index_select(0, sc) - col) * f[:, None]
     color[pix] = col
     cls[pix] = pcls
 
@@ -149,9 +153,10 @@ def sky_colour(d: torch.Tensor, sc: torch.Tensor, tables: tuple[torch.Tensor, ..
     sdx, sdy, sdz = d[:, 0], d[:, 1], d[:, 2]
     elev = sdy / torch.sqrt(sdx * sdx + sdy * sdy + sdz * sdz)
     wgt = torch.sqrt(torch.clamp(elev / 0.6, 0.0, 1.0))
-    top, hor = sky_top[sc], sky_hor[sc]
+    top, hor = sky_top.index_select(0, sc), sky_hor.index_select(0, sc)
     scol = hor + (top - hor) * wgt[:, None]
-    cover, cscale, cseed = sky_par[sc, 0], sky_par[sc, 1], sky_par[sc, 2].long()
+    par = sky_par.index_select(0, sc)
+    cover, cscale, cseed = par[:, 0], par[:, 1], par[:, 2].long()
     dyc = torch.clamp(sdy, min=0.04)
     cu, cv = sdx / dyc * cscale, sdz / dyc * cscale * 0.5
     cn = fbm(cu, cv, cseed, octaves=4, bilinear=True)
@@ -160,36 +165,40 @@ def sky_colour(d: torch.Tensor, sc: torch.Tensor, tables: tuple[torch.Tensor, ..
     return scol + (cloud - scol) * dens[:, None]
 
 
-def _normals(prm, pid, kind, face, p, d) -> torch.Tensor:
-    def c(k: int) -> torch.Tensor:
-        return prm[:, k][pid]
-
+def _normals(param_columns, pid, kind, face, p, d) -> torch.Tensor:
     n = torch.zeros_like(p)
     n[:, 1] = 1.0  # ground
-    m = kind == P.K_QUADX
-    n[m] = torch.stack([-torch.sign(c(P.X0)[m]), torch.zeros_like(p[m, 0]), torch.zeros_like(p[m, 0])], -1)
-    m = kind == P.K_QUADZ
-    n[m] = torch.tensor([0.0, 0.0, -1.0], device=p.device)
-    m = kind == P.K_BOX
-    if m.any():
-        nb = torch.zeros_like(p[m])
-        ax = face[m]
-        sgn = -torch.sign(d[m].gather(1, ax[:, None]).squeeze(1))
-        nb.scatter_(1, ax[:, None], sgn[:, None])
-        n[m] = nb
-    m = kind == P.K_ELL
-    if m.any():
-        cen = torch.stack([(c(P.X0)[m] + c(P.X1)[m]) * 0.5, (c(P.Y0)[m] + c(P.Y1)[m]) * 0.5,
-                           (c(P.Z0)[m] + c(P.Z1)[m]) * 0.5], -1)
-        rad = torch.stack([c(P.X1)[m] - c(P.X0)[m], c(P.Y1)[m] - c(P.Y0)[m], c(P.Z1)[m] - c(P.Z0)[m]], -1) * 0.5
-        v = (p[m] - cen) / torch.clamp(rad * rad, min=1e-6)
-        n[m] = v / torch.clamp(torch.sqrt((v * v).sum(-1, keepdim=True)), min=1e-9)
-    m = kind == P.K_CYL
-    if m.any():
-        vx = p[m, 0] - (c(P.X0)[m] + c(P.X1)[m]) * 0.5
-        vz = p[m, 2] - (c(P.Z0)[m] + c(P.Z1)[m]) * 0.5
-        ln = torch.clamp(torch.sqrt(vx * vx + vz * vz), min=1e-9)
-        n[m] = torch.stack([vx / ln, torch.zeros_like(vx), vz / ln], -1)
+    for k in (P.K_QUADX, P.K_QUADZ, P.K_BOX, P.K_ELL, P.K_CYL):
+        idx = torch.nonzero(kind == k).squeeze(1)
+        if len(idx) == 0:
+            continue
+        pk = pid.index_select(0, idx)
+
+        def c(col: int, pk: torch.Tensor = pk) -> torch.Tensor:
+            return param_columns[col].index_select(0, pk)
+
+        if k == P.K_QUADX:
+            zero = torch.zeros_like(pk, dtype=p.dtype)
+            nk = torch.stack([-torch.sign(c(P.X0)), zero, zero], -1)
+        elif k == P.K_QUADZ:
+            nk = torch.tensor([0.0, 0.0, -1.0], device=p.device).expand(len(idx), 3)
+        elif k == P.K_BOX:
+            nk = torch.zeros((len(idx), 3), device=p.device)
+            ax = face.index_select(0, idx)
+            sgn = -torch.sign(d.index_select(0, idx).gather(1, ax[:, None]).squeeze(1))
+            nk.scatter_(1, ax[:, None], sgn[:, None])
+        elif k == P.K_ELL:
+            cen = torch.stack([(c(P.X0) + c(P.X1)) * 0.5, (c(P.Y0) + c(P.Y1)) * 0.5, (c(P.Z0) + c(P.Z1)) * 0.5], -1)
+            rad = torch.stack([c(P.X1) - c(P.X0), c(P.Y1) - c(P.Y0), c(P.Z1) - c(P.Z0)], -1) * 0.5
+            v = (p.index_select(0, idx) - cen) / torch.clamp(rad * rad, min=1e-6)
+            nk = v / torch.clamp(torch.sqrt((v * v).sum(-1, keepdim=True)), min=1e-9)
+        else:  # K_CYL
+            pp = p.index_select(0, idx)
+            vx = pp[:, 0] - (c(P.X0) + c(P.X1)) * 0.5
+            vz = pp[:, 2] - (c(P.Z0) + c(P.Z1)) * 0.5
+            ln = torch.clamp(torch.sqrt(vx * vx + vz * vz), min=1e-9)
+            nk = torch.stack([vx / ln, torch.zeros_like(vx), vz / ln], -1)
+        n.index_copy_(0, idx, nk.contiguous())
     return n
 
 
@@ -231,9 +240,33 @@ def _facade_shadow(scenes, p, L, sc, sunny, dev) -> torch.Tensor:
 
 # ---------------- materials: base colour (and class where the material decides it) ----------------
 
-def _street(scenes, key, sc, dev) -> torch.Tensor:
-    vals = torch.as_tensor(_scene_table(scenes, lambda s: s["street"][key]).astype(np.float32), device=dev)
-    return vals[sc]
+_STREET_KEYS = ("left_edge", "right_edge", "kerb", "offset", "pave_left", "pave_right", "tex_seed", "tex_strength",
+                "verge", "photo", "wear", "puddles", "marking_style", "dash_period", "dash_fraction", "edge_lines",
+                "markings", "pave_tile")
+_STREET_RGB = ("road_color", "pave_color", "kerb_color", "mark_color")
+
+
+_STREET_KEYS = ("left_edge", "right_edge", "kerb", "offset", "pave_left", "pave_right", "tex_seed", "tex_strength",
+                "verge", "photo", "wear", "puddles", "marking_style", "dash_period", "dash_fraction", "edge_lines",
+                "markings", "pave_tile")
+_STREET_RGB = ("road_color", "pave_color", "kerb_color", "mark_color")
+
+
+def _street_table(scenes, dev) -> torch.Tensor:
+    """Every street parameter the ground needs, one row per scene (see `_street`)."""
+    table = np.array([[s["street"][k] for k in _STREET_KEYS] + [v for k in _STREET_RGB for v in s["street"][k]]
+                      for s in scenes], np.float64).astype(np.float32)
+    return torch.as_tensor(table, device=dev)
+
+
+def _street(table: torch.Tensor, sc: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The street parameters per ground pixel of scenes `sc` (one gather)."""
+    px = table.index_select(0, sc)
+    out = {k: px[:, i] for i, k in enumerate(_STREET_KEYS)}
+    for j, k in enumerate(_STREET_RGB):
+        i = len(_STREET_KEYS) + 3 * j
+        out[k] = px[:, i:i + 3]
+    return out
 
 
 def _object_shadows(scenes: list[dict[str, Any]]) -> np.ndarray:
@@ -273,66 +306,116 @@ def _object_shadows(scenes: list[dict[str, Any]]) -> np.ndarray:
     return out
 
 
+ROAD_PX, KERB_PX, PAVE_PX, VERGE_PX = range(4)  # ground regions, each shaded on its own pixels only
+
+
 def _ground(hits: _Hits, scenes, tex: TextureBank, sky_hor):
+    """Road, kerb, pavement and grass verge; classes Road / Pavement / Tree (CamVid labels grass Tree).
+
+    `hits` are in pixel order, so the pixels of one scene form one run (object shadows use that).
+    """
     sc = hits.sc
     dev = hits.dev
     X, Z = hits.p[:, 0], hits.p[:, 2]
-
-    def s(key: str) -> torch.Tensor:
-        return _street(scenes, key, sc, dev)
-
-    le, re, kerb, off = s("left_edge"), s("right_edge"), s("kerb"), s("offset")
-    pl, pr = s("pave_left"), s("pave_right")
-    seed = s("tex_seed").long()
-    ts = s("tex_strength")
-    road_c, pave_c, kerb_c, mark_c = s("road_color"), s("pave_color"), s("kerb_color"), s("mark_color")
+    table = _street_table(scenes, dev)
+    st = _street(table, sc)
+    le, re, kerb = st["left_edge"], st["right_edge"], st["kerb"]
+    pl, pr = st["pave_left"], st["pave_right"]
     in_road = (X >= le) & (X <= re)
     in_kerb = ((X < le) & (X >= le - kerb)) | ((X > re) & (X <= re + kerb))
     beyond = (X < le - pl) | (X > re + pr)
-    grass = s("verge") > 0.5
+    grass = st["verge"] > 0.5
     cls = torch.where(in_road, torch.full_like(sc, ROAD), torch.full_like(sc, PAVEMENT))
     cls = torch.where(beyond & grass, torch.full_like(sc, TREE), cls)
+    region = torch.where(in_road, ROAD_PX, torch.where(in_kerb, KERB_PX, PAVE_PX))
+    region = torch.where(beyond & grass, VERGE_PX, region)
+    col = torch.empty((len(X), 3), device=dev)
+    for r, fn in ((ROAD_PX, _road), (KERB_PX, _kerb), (PAVE_PX, _pave), (VERGE_PX, _verge)):
+        idx = torch.nonzero(region == r).squeeze(1)
+        if len(idx):
+            sub_sc = sc.index_select(0, idx)
+            out = fn(X.index_select(0, idx), Z.index_select(0, idx), _street(table, sub_sc), sub_sc, tex, sky_hor)
+            col.index_copy_(0, idx, out)
+    return col * _ground_shadows(scenes, X, Z, sc)[:, None], cls
 
-    grain = fbm(X * 1.5, Z * 1.5, seed, octaves=3) - 0.5
-    photo = s("photo") > 0.5
-    detail = torch.where(photo, 1.0 + (tex.lookup(torch.ones_like(seed), X * 0.5, Z * 0.5) - 1.0) * 0.35,
-                         torch.ones_like(X))
-    # road: asphalt grain, worn/repaired patches, wet puddles, lane markings
-    road = road_c * (1.0 + ts * grain * 0.5)[:, None] * detail[:, None]
-    wear = s("wear")
+
+def _ground_shadows(scenes, X: torch.Tensor, Z: torch.Tensor, sc: torch.Tensor) -> torch.Tensor:
+    """Darkening factor (1 = lit) of ground points from the objects' shadow footprints, scene by scene."""
+    shadows = torch.as_tensor(_object_shadows(scenes), device=X.device)
+    shade_f = torch.ones_like(X)
+    bounds = torch.searchsorted(sc, torch.arange(len(scenes) + 1, device=sc.device)).tolist()
+    for i in range(len(scenes)):
+        a, b = bounds[i], bounds[i + 1]
+        fp = shadows[i][shadows[i, :, 4] > 0]
+        if a == b or len(fp) == 0:
+            continue
+        x, z = X[a:b, None], Z[a:b, None]
+        inside = (x >= fp[:, 0]) & (x <= fp[:, 1]) & (z >= fp[:, 2]) & (z <= fp[:, 3])
+        dark = torch.where(inside, 1.0 - fp[:, 4], torch.ones_like(x)).amin(1)
+        shade_f[a:b] = torch.minimum(shade_f[a:b], dark)
+    return shade_f
+
+
+def _grain(X, Z, st):
+    return fbm(X * 1.5, Z * 1.5, st["tex_seed"].long(), octaves=3) - 0.5
+
+
+def _detail(X, Z, st, tex: TextureBank):
+    """Photo texture detail (1 where the scene has none)."""
+    detail = torch.ones_like(X)
+    idx = torch.nonzero(st["photo"] > 0.5).squeeze(1)
+    if len(idx):
+        look = tex.lookup(torch.ones_like(idx), X.index_select(0, idx) * 0.5, Z.index_select(0, idx) * 0.5)
+        detail.index_copy_(0, idx, 1.0 + (look - 1.0) * 0.35)
+    return detail
+
+
+def _road(X, Z, st, sc, tex: TextureBank, sky_hor):
+    """Asphalt grain, worn/repaired patches, cracks, wet puddles, lane markings."""
+    seed = st["tex_seed"].long()
+    le, re, off = st["left_edge"], st["right_edge"], st["offset"]
+    road = st["road_color"] * (1.0 + st["tex_strength"] * _grain(X, Z, st) * 0.5)[:, None] * _detail(X, Z, st, tex)[:, None]
+    wear = st["wear"]
     patch = value_noise(X * 0.18, Z * 0.12, seed + 5, bilinear=True)
     road = torch.where((patch > 1.0 - wear * 0.45)[:, None], road * 0.82, road)
     crack = (value_noise(X * 2.0, Z * 0.7, seed + 17) - 0.5).abs() < 0.012 * wear
     road = torch.where(crack[:, None], road * 0.6, road)
-    wet = (s("puddles") > 0.5) & (fbm(X * 0.35, Z * 0.2, seed + 9, octaves=3, bilinear=True) > 0.66)
-    road = torch.where(wet[:, None], road * 0.45 + sky_hor[sc] * 0.45, road)
-    style = s("marking_style")
-    period, frac = s("dash_period"), s("dash_fraction")
+    wi = torch.nonzero(st["puddles"] > 0.5).squeeze(1)
+    if len(wi):
+        wet = fbm(X.index_select(0, wi) * 0.35, Z.index_select(0, wi) * 0.2, seed.index_select(0, wi) + 9, octaves=3,
+                  bilinear=True) > 0.66
+        wi = wi[wet]
+        rw = road.index_select(0, wi)
+        road.index_copy_(0, wi, rw * 0.45 + sky_hor.index_select(0, sc.index_select(0, wi)) * 0.45)
+    style = st["marking_style"]
+    period, frac = st["dash_period"], st["dash_fraction"]
     dashed = (Z / period - torch.floor(Z / period)) < frac
     centre = ((X - off).abs() < 0.07) & ((style == 1) | dashed)
     double = (style == 1) & (((X - off - 0.18).abs() < 0.06) | ((X - off + 0.18).abs() < 0.06))
     lanes = (style == 2) & dashed & (((X - off - (re - le) / 4).abs() < 0.06) | ((X - off + (re - le) / 4).abs() < 0.06))
-    edges = (s("edge_lines") > 0.5) & (((X - le - 0.3).abs() < 0.05) | ((X - re + 0.3).abs() < 0.05))
-    mark = (s("markings") > 0.5) & in_road & (centre | double | lanes | edges)
+    edges = (st["edge_lines"] > 0.5) & (((X - le - 0.3).abs() < 0.05) | ((X - re + 0.3).abs() < 0.05))
+    mark = (st["markings"] > 0.5) & (centre | double | lanes | edges)
     fade = (0.9 - 0.5 * wear)[:, None]
-    road = torch.where(mark[:, None], road + (mark_c - road) * fade, road)
-    # pavement: slabs with grout lines
-    tile = s("pave_tile")
+    return torch.where(mark[:, None], road + (st["mark_color"] - road) * fade, road)
+
+
+def _kerb(X, Z, st, sc, tex: TextureBank, sky_hor):
+    return st["kerb_color"] * 1.12 * (1.0 + 0.1 * _grain(X, Z, st))[:, None]
+
+
+def _pave(X, Z, st, sc, tex: TextureBank, sky_hor):
+    """Pavement slabs with grout lines."""
+    tile = st["pave_tile"]
     gx = (X / tile - torch.floor(X / tile)) < 0.06
     gz = (Z / tile - torch.floor(Z / tile)) < 0.06
-    pave = pave_c * (1.0 + ts * grain * 0.35)[:, None] * detail[:, None]
-    pave = torch.where((gx | gz)[:, None], pave * 0.85, pave)
-    kerb_col = kerb_c * 1.12 * (1.0 + 0.1 * grain)[:, None]
-    verge = torch.tensor([0.28, 0.36, 0.17], device=dev) * (0.7 + 0.6 * fbm(X * 2, Z * 2, seed + 3))[:, None]
-    col = torch.where(in_road[:, None], road, torch.where(in_kerb[:, None], kerb_col, pave))
-    col = torch.where((beyond & grass)[:, None], verge, col)
-    shadows = torch.as_tensor(_object_shadows(scenes), device=dev)
-    shade_f = torch.ones_like(X)
-    for k in range(shadows.shape[1]):
-        b = shadows[sc, k]
-        inside = (X >= b[:, 0]) & (X <= b[:, 1]) & (Z >= b[:, 2]) & (Z <= b[:, 3])
-        shade_f = torch.where(inside, torch.minimum(shade_f, 1.0 - b[:, 4]), shade_f)
-    return col * shade_f[:, None], cls
+    pave = st["pave_color"] * (1.0 + st["tex_strength"] * _grain(X, Z, st) * 0.35)[:, None] * _detail(X, Z, st, tex)[:, None]
+    return torch.where((gx | gz)[:, None], pave * 0.85, pave)
+
+
+def _verge(X, Z, st, sc, tex: TextureBank, sky_hor):
+    """Grass behind the pavement."""
+    seed = st["tex_seed"].long()
+    return torch.tensor([0.28, 0.36, 0.17], device=X.device) * (0.7 + 0.6 * fbm(X * 2, Z * 2, seed + 3))[:, None]
 
 
 def _paint(hits: _Hits, scenes, tex, sky_hor):
@@ -370,7 +453,7 @@ def _facade(hits: _Hits, scenes, tex: TextureBank, sky_hor):
     wall = torch.where((y < 0.4)[:, None], wall * 0.85, wall)  # grime near the ground
     # windows: per-window brightness (curtains, lights, reflections), light frames, dark recess at the top
     wv = hash2(col_i.long(), fl.long(), seed)
-    glass = c2 * (0.6 + 0.8 * wv)[:, None] + 0.15 * sky_hor[hits.sc] * fy[:, None]
+    glass = c2 * (0.6 + 0.8 * wv)[:, None] + 0.15 * sky_hor.index_select(0, hits.sc) * fy[:, None]
     edge = ((fc - 0.5).abs() > win_w * 0.5 - 0.04 / spacing) | ((fy - 0.5).abs() > win_h * 0.5 - 0.05)
     frame = torch.full_like(glass, 0.8)
     glass = torch.where(edge[:, None] & (wv > 0.3)[:, None], frame, glass)
@@ -414,7 +497,7 @@ def _glass(hits: _Hits, scenes, tex, sky_hor):
     ly = (p[:, 1] - y0) / (y1 - y0)
     lx = (p[:, 0] - x0) / (x1 - x0)
     lz = (p[:, 2] - z0) / (z1 - z0)
-    refl = sky_hor[hits.sc] * (0.1 + 0.3 * ly)[:, None]
+    refl = sky_hor.index_select(0, hits.sc) * (0.1 + 0.3 * ly)[:, None]
     col = c2 + refl
     pillar = torch.where(n[:, 0].abs() > 0.5, (lz < 0.1) | (lz > 0.9) | ((lz - 0.5).abs() < 0.04),
                          (lx < 0.1) | (lx > 0.9))
