@@ -3,12 +3,14 @@
 
 import hashlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
 from orchestration.dvc import out_hash, run_dvc
+from orchestration.events import deferred, partition_events, records_own_events
 from orchestration.observe import dvc_skipped, plot_metadata
 from orchestration.workspace import run_provenance, run_workspace, save_experiment
 from sim2real.config import Config, load_config
@@ -94,7 +96,7 @@ def build_asset(stage: Stage, cfg: Config, root: Path) -> dg.AssetsDefinition:
         retry_policy=dg.RetryPolicy(max_retries=1, delay=5),
         metadata={"dvc_stage": stage.name, "path": stage.out_dir()},
     )
-    def _asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    def _asset(context: dg.AssetExecutionContext) -> Iterator[dg.MaterializeResult | dg.AssetMaterialization]:
         work = run_workspace(context, root)  # a run with params overrides: its own workspace, a DVC exp
         items = list(context.partition_keys) if partitions else [None]
         forced = {s.strip() for s in context.run.tags.get(FORCE_TAG, "").split(",") if s.strip()}
@@ -106,7 +108,7 @@ def build_asset(stage: Stage, cfg: Config, root: Path) -> dg.AssetsDefinition:
                 args.append("--force")
             skipped[item] = dvc_skipped(run_dvc(args, work, log=context.log.info), address)
         save_experiment(context, root, work, [f"{stage.name}@{i}" if i else stage.name for i in items])
-        results = []
+        built = []
         for item in items:
             address = f"{stage.name}@{item}" if item else stage.name
             md5 = out_hash(work, address, stage.out_dir(item))
@@ -116,14 +118,17 @@ def build_asset(stage: Stage, cfg: Config, root: Path) -> dg.AssetsDefinition:
             meta["dvc_skipped"] = skipped[item]  # DVC found it current: same data version, nothing new
             if item:
                 meta["partition"] = item
-            results.append((item, md5, meta))
-        if len(results) == 1:
-            _, md5, meta = results[0]
-            return dg.MaterializeResult(metadata=meta, data_version=dg.DataVersion(md5) if md5 else None)
-        # several partitions in one run (single-run backfill): metadata keyed by partition
-        merged: dict[str, Any] = {}
-        for item, _md5, meta in results:
-            merged.update({f"{item}/{k}": v for k, v in meta.items()})
-        return dg.MaterializeResult(metadata=merged)
+            built.append((item, md5, meta))
+        if not records_own_events(context, built):
+            _, md5, meta = built[0]
+            yield dg.MaterializeResult(metadata=meta, data_version=dg.DataVersion(md5) if md5 else None)
+            return
+        # several partitions in one run, or a run that records its own events (orchestration/events.py):
+        # one materialization per partition, each with its own metadata and DVC md5
+        if not deferred(context):
+            for item, _md5, meta in built:  # Dagster's own events: each partition's own metadata
+                context.add_asset_metadata(meta, partition_key=item)
+        yield dg.MaterializeResult()  # the step's output: downstream steps of this run wait for it
+        yield from partition_events(context, built)
 
     return _asset

@@ -16,6 +16,8 @@ import dagster as dg
 
 from orchestration.assets import FORCE_TAG, build_asset
 from orchestration.checks import LABELLED, coverage_check, label_check, regression_check
+from orchestration.events import partitions_tags
+from orchestration.executors import executor_def
 from orchestration.observe import observe_dvc_lock
 from orchestration.params_tags import SET_TAG
 from sim2real.config import Config, load_config
@@ -25,7 +27,6 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 ROOT = Path(os.environ.get("SIM2REAL_ROOT", Path(__file__).resolve().parents[1])).resolve()
-RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
 # the label-budget curve has its own partitions (N x seed) and its own job: a Dagster run covers the
@@ -35,8 +36,7 @@ LABEL_BUDGET_GROUP = "label_budget"
 
 def all_partitions_tags(cfg: Config, stage: str = "styled_scenes") -> dict[str, str]:
     """Tags that make one run cover every partition of `stage`'s kind (single-run backfill)."""
-    items = STAGES[stage].items(cfg)
-    return {RANGE_START: items[0], RANGE_END: items[-1]}
+    return partitions_tags(STAGES[stage].items(cfg))  # one event per partition: orchestration/events.py
 
 
 def label_budget_tags(cfg: Config) -> dict[str, str]:
@@ -117,7 +117,7 @@ def build_definitions(root: Path = ROOT) -> dg.Definitions:
                              else "Dagster's data versions match dvc.lock")
 
     defs = dg.Definitions(assets=assets, asset_checks=checks, jobs=[chain, curve, transfer], schedules=[nightly],
-                          sensors=[new_real_data, dvc_lock_observer], executor=dg.in_process_executor)
+                          sensors=[new_real_data, dvc_lock_observer], executor=executor_def())
     return defs
 
 

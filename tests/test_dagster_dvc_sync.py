@@ -293,3 +293,32 @@ def test_run_overrides_run_as_a_dvc_experiment_and_leave_the_workspace_alone(cha
     main_version = code_version(STAGES["gap_report"], load_config(root / "params.yaml"), root)
     assert gap.metadata["code_version_ran"].value != main_version  # what ran, not the workspace's version
     assert len(run_ids() - ids) == 1  # the nightly gap joins the time series
+
+
+@pytest.mark.e2e  # a real dvc repro chain
+def test_style_partitions_in_one_run_each_get_their_own_event_and_dvc_md5(chain) -> None:
+    """Finding 5: one run over both style partitions (what the chain job does) records one materialization
+    per partition, each with its own metadata and its DVC md5 as data version (was: one merged set of
+    `none/...`, `reinhard/...` keys and no DVC data version)."""
+    import dagster as dg
+
+    from orchestration.definitions import all_partitions_tags, build_definitions
+    from sim2real.config import load_config
+
+    root, instance, _ = chain
+    defs = build_definitions(root)
+    result = dg.materialize([*defs.assets, *defs.asset_checks], instance=instance,
+                            selection=["styled_scenes", "pretrained_model"],
+                            tags=all_partitions_tags(load_config(root / "params.yaml")))
+    assert result.success
+    for name in ("styled_scenes", "pretrained_model"):
+        mats = [e.step_materialization_data.materialization for e in result.get_asset_materialization_events()
+                if e.asset_key.to_user_string() == name]
+        assert sorted(m.partition for m in mats) == ["none", "reinhard"], mats
+        for mat in mats:
+            address = f"{name}@{mat.partition}"
+            assert mat.tags["dagster/data_version"] == lock_md5(root, address), address
+            assert mat.metadata["dvc_md5"].value == lock_md5(root, address)
+            assert mat.metadata["partition"].value == mat.partition
+            assert not any(k.startswith(("none/", "reinhard/")) for k in mat.metadata), sorted(mat.metadata)
+        assert len({m.tags["dagster/data_version"] for m in mats}) == 2, name  # two outputs, two versions

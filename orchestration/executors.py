@@ -1,0 +1,41 @@
+"""Where the steps run: configuration (`SIM2REAL_EXECUTOR`), not a code fork.
+
+- `in_process` (default): every step in the run's process. DVC holds one lock per repository, so
+  on one workspace the steps run one at a time anyway; this is the fastest on one machine.
+- `multiprocess`: one process per step (run config `execution: {config: {max_concurrent: N}}`).
+  Steps that meet at DVC's repository lock wait for it (`orchestration/dvc.run_dvc` retries), and
+  the instance's pool `dvc_repo` can serialise them up front.
+- `celery`: steps as Celery tasks on workers (`pip install -e '.[cluster]'`); the run config in
+  `deploy/cluster/run_config.yaml` names the broker. Each worker needs a checkout of the project and
+  the shared DVC remote of `deploy/cluster/dvc_remote.config`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+EXECUTOR_ENV = "SIM2REAL_EXECUTOR"
+CHOICES = ("in_process", "multiprocess", "celery")
+
+
+class ExecutorConfigError(ValueError):
+    pass
+
+
+def executor_def(name: str | None = None) -> dg.ExecutorDefinition:
+    """The executor named by `name` or `$SIM2REAL_EXECUTOR` (default in_process)."""
+    name = (name or os.environ.get(EXECUTOR_ENV) or "in_process").strip()
+    if name == "in_process":
+        return dg.in_process_executor
+    if name == "multiprocess":
+        return dg.multiprocess_executor
+    if name == "celery":
+        try:
+            from dagster_celery import celery_executor
+        except ImportError as err:
+            raise ExecutorConfigError(f"{EXECUTOR_ENV}=celery needs dagster-celery: pip install -e '.[cluster]' "
+                                      f"({err})") from err
+        return celery_executor
+    raise ExecutorConfigError(f"{EXECUTOR_ENV}={name!r} is not one of {', '.join(CHOICES)}")
