@@ -79,8 +79,11 @@ def apply_camera(img: torch.Tensor, scenes: list[dict[str, Any]]) -> np.ndarray:
     x = torch.where(x > 0.8, 0.8 + (x - 0.8) / (1.0 + (x - 0.8) * 2.5), x)
     # optics: Gaussian blur, sigma given at 360x480 and scaled to this size
     taps = np.stack([gaussian_weights(s["blur"] * h / 360.0) for s in sen]).astype(np.float32)
-    if (taps[:, taps.shape[1] // 2] < 1.0).any():
-        x = blur(x, torch.as_tensor(taps, device=dev))
+    # only the images whose taps are not a delta (a delta blur is exactly the identity)
+    soft = np.nonzero(taps[:, taps.shape[1] // 2] < 1.0)[0]
+    if len(soft):
+        sel = torch.as_tensor(soft, device=dev)
+        x = x.index_copy(0, sel, blur(x.index_select(0, sel), torch.as_tensor(taps[soft], device=dev)))
     # sensor noise: triangular (sum of two uniforms), per pixel and channel, seeded by the scene
     std = col(lambda s: s["noise"]).view(n, 1, 1, 1)
     seeds = torch.as_tensor([int(s["seed"]) for s in sen], device=dev, dtype=torch.long).view(n, 1, 1, 1)
