@@ -35,5 +35,7 @@ test-fast: install
 lint: install
 	$(BIN)/ruff check sim2real orchestration tests benchmarks
 
+# every speed ratio, side by side in one run at the camvid profile's 128x160 (figures: BENCHMARKS.md);
+# BENCH_ARGS=--quick for the CI-sized run
 bench: install
-	for b in benchmarks/bench_*.py; do PATH="$(abspath $(BIN)):$$PATH" $(PY) $$b; done
+	PATH="$(abspath $(BIN)):$$PATH" $(PY) benchmarks/bench_all.py $(BENCH_ARGS)

@@ -301,6 +301,12 @@ def save_best(path: Path, model: nn.Module, job: TrainJob, step: int, metrics: d
 
 
 # ---------------------------------------------------------------- setup
+def channels_last_for(device: str | torch.device) -> bool:
+    """Whether the loop runs model and batches in channels_last on `device`: on CUDA, and on the CPU
+    where it trains and evaluates faster too (BENCHMARKS.md, `channels_last vs contiguous`)."""
+    return torch.device(device).type in ("cuda", "cpu")
+
+
 @dataclass
 class Batches:
     """The samples of each step: the global batch (a function of seed and step), this rank's share,
@@ -325,7 +331,7 @@ class Batches:
         rank, world = dist_info()
         n_real, n_mix = batch_split(job, mix, world)
         return cls(data, n_real, job.seed, device, rank, world, mix, n_mix, augment, job.hflip,
-                   channels_last=str(device).startswith("cuda"))
+                   channels_last=channels_last_for(device))
 
     def __call__(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         # global batch of this step, then this rank's share (identical data to one process)
@@ -376,7 +382,7 @@ def prepare(model: nn.Module, job: TrainJob, device: str, world: int) -> tuple[L
                             unfreeze_groups=job.unfreeze_groups)
     strategy.prepare(model, seed=job.seed)
     model.to(device)
-    if cuda:
+    if channels_last_for(device):
         model.to(memory_format=torch.channels_last)
     groups = strategy.param_groups(model, job.lr)
     optimizer = torch.optim.AdamW(groups, lr=job.lr, weight_decay=job.weight_decay)
@@ -422,7 +428,7 @@ def validate(model: nn.Module, val_sets: dict[str, ArrayData], select: str | Non
     with autocast(dtype):
         for name, data in val_sets.items():
             cm = evaluate(model, data.images, data.masks, device, batch_size,
-                          channels_last=str(device).startswith("cuda"))
+                          channels_last=channels_last_for(device))
             out[f"val/{name}_miou"] = miou(cm)
             if name == select:
                 for cls_name, iou in zip(CLASSES, per_class_iou(cm), strict=True):
