@@ -74,7 +74,7 @@ class SyntheticConfig(Section):
     batch_size: int = Field(64, ge=1)  # scenes rendered per call before writing a shard chunk
     # --- camera pose and intrinsics ---
     camera_height_m: Annotated[Range, AfterValidator(_nonneg)] = (1.1, 1.6)  # dashboard camera height
-    camera_pitch_deg: Range = (0.0, 5.0)  # downward tilt; + moves the horizon up
+    camera_pitch_deg: Range = (-1.5, 3.0)  # downward tilt; + moves the horizon up
     camera_roll_deg: NonNegRange = (0.0, 1.5)  # |roll| range, random sign
     camera_yaw_deg: NonNegRange = (0.0, 6.0)  # |yaw| range: the vanishing point leaves the centre
     camera_hfov_deg: Annotated[Range, AfterValidator(_nonneg)] = (50.0, 66.0)  # horizontal field of view
@@ -96,11 +96,11 @@ class SyntheticConfig(Section):
     far_wall_p: Prob = 0.45  # chance the street ends in a cross facade (T-junction)
     # --- objects (counts per scene) and placement ---
     num_trees: CountRange = (0, 5)  # street trees on the pavement
-    num_poles: CountRange = (1, 6)  # lamp posts / bollards
-    num_signs: CountRange = (1, 5)  # signs and traffic lights (on their own poles)
-    fence_p: Prob = 0.5  # chance of a railing along each pavement
-    num_cars: CountRange = (0, 7)  # parked at the kerbs and driving in lanes
-    num_pedestrians: CountRange = (0, 6)  # mostly on pavements, some crossing
+    num_poles: CountRange = (2, 10)  # lamp posts / bollards
+    num_signs: CountRange = (1, 6)  # signs and traffic lights (on their own poles)
+    fence_p: Prob = 0.25  # chance of a railing along each pavement
+    num_cars: CountRange = (1, 9)  # parked at the kerbs and driving in lanes
+    num_pedestrians: CountRange = (0, 10)  # mostly on pavements, some crossing
     num_bicyclists: CountRange = (0, 2)  # on the road near the kerb
     object_distance_m: NonNegRange = (4.0, 70.0)  # distance range objects are placed in
     # --- sky, lighting, shadows ---

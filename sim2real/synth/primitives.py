@@ -221,7 +221,7 @@ def _tree(t: _Table, o: dict[str, Any]) -> None:
 def _fence(t: _Table, o: dict[str, Any]) -> None:
     x = o["x"]
     t.add(K_QUADX, M_PAINT, "Fence", (x, 0.0, o["z0"]), (x, o["h"], o["z1"]), o["color"], seed=o["seed"],
-          params=(0.15, 2.0), alpha=AL_BARS, al=(o["bar"], 0.3))
+          params=(0.15, 2.0), alpha=AL_BARS, al=(o["bar"], o.get("fill", 0.3)))
 
 
 _OBJECTS = {"Car": _car, "Pedestrian": _pedestrian, "Bicyclist": _bicyclist, "Pole": _pole, "SignSymbol": _sign,

@@ -239,9 +239,13 @@ def _sample_objects(k: SyntheticConfig, s: _Sampler, st: dict[str, Any]) -> list
     placed: list[tuple[float, float, float, float]] = [(-0.9, 0.9, -3.0, 3.5)]  # our own car
     objs: list[dict[str, Any]] = []
 
-    def place(w: float, length: float, xfn, tries: int = 12) -> tuple[float, float] | None:
+    # poles, pedestrians and cars reach further down the street (CamVid: many small, distant ones)
+    far = (lo * 1.5, hi * 1.25)
+
+    def place(w: float, length: float, xfn, tries: int = 12, zr: tuple[float, float] = (lo, hi)
+              ) -> tuple[float, float] | None:
         for _ in range(tries):
-            x, z = xfn(), s.logu(lo, hi)
+            x, z = xfn(), s.logu(*zr)
             if _free(placed, x - w / 2, x + w / 2, z - length / 2, z + length / 2):
                 placed.append((x - w / 2, x + w / 2, z - length / 2, z + length / 2))
                 return x, z
@@ -262,14 +266,14 @@ def _sample_objects(k: SyntheticConfig, s: _Sampler, st: dict[str, Any]) -> list
             h, length = s.u((1.9, 2.5)), s.u((4.8, 6.0))
         parked = s.p(0.5)
         xfn = (lambda w=w: kerb_x(w / 2 + 0.15)) if parked else (lambda: lanes[int(s.rng.integers(2))] + s.u((-0.4, 0.4)))
-        pos = place(w, length + 0.8, xfn)
+        pos = place(w, length + 0.8, xfn, zr=far)
         if pos:
             objs.append({"cls": "Car", "x": _r(pos[0]), "z": _r(pos[1]), "w": _r(w), "h": _r(h), "l": _r(length),
                          "color": s.color("car", 0.05), "cabin": _r(s.u((0.45, 0.6))), "seed": s.seed()})
     for _ in range(s.i(k.num_pedestrians)):
         crossing = s.p(0.15)
         xfn = (lambda: s.u((le + 0.5, re - 0.5))) if crossing else pave_x
-        pos = place(0.5, 0.5, xfn)
+        pos = place(0.5, 0.5, xfn, zr=far)
         if pos:
             objs.append({"cls": "Pedestrian", "x": _r(pos[0]), "z": _r(pos[1]), "h": _r(s.u((1.5, 1.92))),
                          "w": _r(s.u((0.4, 0.55))), "stride": _r(s.u((0.0, 0.35))), "top": s.color("clothes"),
@@ -281,19 +285,19 @@ def _sample_objects(k: SyntheticConfig, s: _Sampler, st: dict[str, Any]) -> list
                          "top": s.color("clothes"), "legs": s.color("clothes"), "skin": s.color("skin", 0.03),
                          "bike": s.color("pole"), "seed": s.seed()})
     for _ in range(s.i(k.num_poles)):
-        pos = place(0.3, 0.3, lambda: pave_x(0.25) if s.p(0.3) else kerb_x(-(kerb + s.u((0.2, 0.5)))))
+        pos = place(0.3, 0.3, lambda: pave_x(0.25) if s.p(0.3) else kerb_x(-(kerb + s.u((0.2, 0.5)))), zr=far)
         if pos:
-            bollard = s.p(0.25)
+            bollard = s.p(0.4)  # bollards and short posts: CamVid's poles are mostly small fragments
             objs.append({"cls": "Pole", "x": _r(pos[0]), "z": _r(pos[1]),
-                         "h": _r(s.u((0.8, 1.2)) if bollard else s.u((3.5, 9.0))),
-                         "r": _r(s.u((0.07, 0.14)) if bollard else s.u((0.05, 0.13))),
-                         "arm": int(not bollard and s.p(0.5)), "color": s.color("pole"), "seed": s.seed()})
+                         "h": _r(s.u((0.8, 1.2)) if bollard else s.u((2.5, 7.0))),
+                         "r": _r(s.u((0.06, 0.12)) if bollard else s.u((0.03, 0.08))),
+                         "arm": int(not bollard and s.p(0.3)), "color": s.color("pole"), "seed": s.seed()})
     for _ in range(s.i(k.num_signs)):
         pos = place(0.4, 0.4, lambda: kerb_x(-(kerb + s.u((0.2, 0.7)))))
         if pos:
             light = s.p(0.3)
             objs.append({"cls": "SignSymbol", "x": _r(pos[0]), "z": _r(pos[1]), "pole_h": _r(s.u((2.0, 3.6))),
-                         "size": _r(s.u((0.45, 0.9))), "shape": int(s.rng.integers(3)), "light": int(light),
+                         "size": _r(s.u((0.8, 1.6))), "shape": int(s.rng.integers(3)), "light": int(light),
                          "color": s.color("sign", 0.03), "color2": s.color("sign", 0.03),
                          "pole_color": s.color("pole"), "seed": s.seed()})
     for _ in range(s.i(k.num_trees)):
@@ -307,8 +311,11 @@ def _sample_objects(k: SyntheticConfig, s: _Sampler, st: dict[str, Any]) -> list
     for side in (-1, 1):
         if s.p(k.fence_p):
             edge = le if side < 0 else re
-            z0 = s.u((-2.0, 30.0))
+            z0 = s.u((-4.0, 20.0))
             objs.append({"cls": "Fence", "side": side, "x": _r(edge + side * (kerb + s.u((0.2, 0.5)))),
-                         "z0": _r(z0), "z1": _r(z0 + s.u((8.0, 60.0))), "h": _r(s.u((0.8, 1.3))),
-                         "bar": _r(s.u((0.1, 0.25))), "color": s.color("fence"), "seed": s.seed()})
+                         "z0": _r(z0), "z1": _r(z0 + s.u((15.0, 80.0))), "h": _r(s.u((1.0, 1.8))),
+                         "bar": _r(s.u((0.1, 0.25))), "color": s.color("fence"), "seed": s.seed(),
+                         # solid share of each bar period: railings to close-boarded panels (CamVid labels
+                         # a railing as one fence region, not as separate bars)
+                         "fill": _r(s.u((0.45, 1.0)))})
     return objs
