@@ -62,6 +62,7 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # Dagste
 FIGURES = [
     "generation vs training",
     "generation+augmentation vs training",
+    "generation+augmentation (albumentations) vs training",
     "kornia vs albumentations",
     "channels_last vs contiguous, training",
     "channels_last vs contiguous, evaluation",
@@ -131,6 +132,9 @@ def synth_section(fig: Figures, h: int, w: int, threads: int, quick: bool) -> No
             note=f"{r['generator_scenes_per_s']:.1f} scenes/s vs {train:.1f} img/s; target >= 10x")
     fig.add("generation+augmentation vs training", r["generate_augment_images_per_s"] / train,
             note=f"generate then kornia augment, serial: {r['generate_augment_images_per_s']:.1f} img/s")
+    alb_combined = 1.0 / (1.0 / r["generator_scenes_per_s"] + 1.0 / r["albumentations_images_per_s"])
+    fig.add("generation+augmentation (albumentations) vs training", alb_combined / train,
+            note=f"generate then albumentations, serial: {alb_combined:.1f} img/s (the CPU's online path)")
     fig.add("kornia vs albumentations", r["kornia_images_per_s"] / r["albumentations_images_per_s"],
             note=f"{r['kornia_images_per_s']:.1f} vs {r['albumentations_images_per_s']:.1f} img/s")
 
@@ -416,6 +420,54 @@ def parallel_section(fig: Figures, h: int, w: int, quick: bool) -> None:
             note=f"parallel {par:.1f} s, sequential {seq:.1f} s, synthetic_scenes x2 ({scenes} scenes); target <= 1.0x")
 
 
+# ------------------------------------------------------------------ GPU (only when one is lent)
+def gpu_section(fig: Figures, h: int, w: int, quick: bool) -> None:
+    """kornia on CUDA against kornia on the CPU, and training images/s on the GPU (online augmentation
+    on and off): printed only when CUDA is available (not in FIGURES: CI has no GPU)."""
+    if not torch.cuda.is_available():
+        print("# gpu: no CUDA device, skipped", flush=True)
+        return
+    from sim2real.augment import Augmenter
+    from sim2real.config.augment import AugmentConfig
+    from sim2real.config.train import ModelConfig
+    from sim2real.train.loop import TrainJob, train
+    from sim2real.train.models import create_model
+
+    n = 8 if quick else 64
+    x, y = torch.rand(n, 3, h, w), torch.randint(0, 11, (n, h, w))
+    aug = Augmenter(AugmentConfig())
+
+    def kornia_on(device: str) -> float:
+        xd, yd = x.to(device), y.to(device)
+        aug(xd, yd, seed=0)
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        aug(xd, yd, seed=1)
+        torch.cuda.synchronize()
+        return time.perf_counter() - t0
+
+    k = alternate({"cpu": lambda: kornia_on("cpu"), "cuda": lambda: kornia_on("cuda")}, 1 if quick else 3)
+    fig.add("gpu: kornia cuda vs cpu", k["cpu"] / k["cuda"], note=f"batch {n} at {h}x{w}")
+    data = make_data(64, h, w)
+    steps, batch = (5, 8) if quick else (50, 32)
+    cfg = ModelConfig(encoder_weights=None)
+
+    def run(augment) -> float:
+        model = create_model(cfg)
+        job = TrainJob(name="bench", steps=steps, batch_size=batch, lr=1e-3, stage="bench", eval_every=10**9,
+                       params={"model": cfg.model_dump(mode="json")})
+        with tempfile.TemporaryDirectory() as work:
+            t0 = time.perf_counter()
+            train(model, job, data, {}, Path(work), device="cuda", augment=augment, live=False, progress=False)
+            torch.cuda.synchronize()
+            return time.perf_counter() - t0
+
+    t = alternate({"plain": lambda: run(None), "kornia": lambda: run(aug)}, 2)  # kornia follows the tensors
+    fig.add("gpu: training images per second", steps * batch / t["plain"], unit="",
+            note=f"batch {batch}, {h}x{w}, no online augmentation")
+    fig.add("gpu: training with vs without online augmentation", t["plain"] / t["kornia"], note="kornia on cuda")
+
+
 def machine() -> str:
     cpu = "unknown CPU"
     try:
@@ -438,7 +490,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ap.add_argument("--quick", action="store_true", help="tiny sizes (CI): every figure, no meaningful timing")
     ap.add_argument("--whole-chain", action=argparse.BooleanOptionalAction, default=None,
                     help="no-op figures over the whole chain (default: yes, except --quick)")
-    ap.add_argument("--only", default="", help="comma-separated sections: synth,train,orchestration,duckdb,parallel")
+    ap.add_argument("--only", default="", help="comma-separated sections: synth,train,orchestration,duckdb,parallel,gpu")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = ap.parse_args(argv)
     h, w = (32, 48) if args.quick and (args.height, args.width) == (h0, w0) else (args.height, args.width)
@@ -455,7 +507,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                       ("train", lambda: train_section(fig, h, w, args.quick)),
                       ("orchestration", lambda: orchestration_section(fig, h, w, args.threads, args.quick, whole)),
                       ("duckdb", lambda: duckdb_section(fig, args.quick)),
-                      ("parallel", lambda: parallel_section(fig, h, w, args.quick))):
+                      ("parallel", lambda: parallel_section(fig, h, w, args.quick)),
+                      ("gpu", lambda: gpu_section(fig, h, w, args.quick))):
         if not only or name in only:
             try:
                 run()
