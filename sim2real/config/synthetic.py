@@ -96,7 +96,7 @@ class SyntheticConfig(Section):
     far_wall_p: Prob = 0.45  # chance the street ends in a cross facade (T-junction)
     # --- objects (counts per scene) and placement ---
     num_trees: CountRange = (0, 5)  # street trees on the pavement
-    num_poles: CountRange = (2, 10)  # lamp posts / bollards
+    num_poles: CountRange = (3, 12)  # lamp posts / bollards
     num_signs: CountRange = (1, 6)  # signs and traffic lights (on their own poles)
     fence_p: Prob = 0.25  # chance of a railing along each pavement
     num_cars: CountRange = (1, 9)  # parked at the kerbs and driving in lanes
