@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import dagster as dg
 
@@ -39,3 +40,11 @@ def executor_def(name: str | None = None) -> dg.ExecutorDefinition:
                                       f"({err})") from err
         return celery_executor
     raise ExecutorConfigError(f"{EXECUTOR_ENV}={name!r} is not one of {', '.join(CHOICES)}")
+
+
+def chain_job() -> dg.JobDefinition:
+    """The chain job of the project at $SIM2REAL_ROOT, importable by name: `dg.reconstructable(chain_job)`
+    rebuilds it in each step process of the multiprocess executor (and `dg.execute_job` runs it)."""
+    from orchestration.definitions import ROOT, build_definitions
+
+    return build_definitions(Path(os.environ.get("SIM2REAL_ROOT") or ROOT)).resolve_job_def("sim2real_chain")

@@ -14,7 +14,7 @@ import dagster as dg
 import pytest
 import yaml
 
-from orchestration.executors import EXECUTOR_ENV, ExecutorConfigError, executor_def
+from orchestration.executors import EXECUTOR_ENV, ExecutorConfigError, chain_job, executor_def
 from tests.conftest import BIN, REPO, make_project, run
 
 CLUSTER = REPO / "deploy" / "cluster"
@@ -86,13 +86,6 @@ def test_dvc_loads_the_object_storage_remote(tmp_path: Path) -> None:
     assert bad.returncode != 0 and "endpoint_url" in bad.stderr
 
 
-def chain_job() -> dg.JobDefinition:
-    """The chain job of the project at $SIM2REAL_ROOT, rebuilt in each step process (reconstructable)."""
-    from orchestration.definitions import build_definitions
-
-    return build_definitions(Path(os.environ["SIM2REAL_ROOT"])).resolve_job_def("sim2real_chain")
-
-
 @pytest.mark.e2e  # a real dvc repro chain, one process per step
 @pytest.mark.timeout(900)
 def test_multiprocess_executor_runs_the_chain_without_lock_errors(repro_project: Path, tmp_path: Path,
@@ -108,7 +101,6 @@ def test_multiprocess_executor_runs_the_chain_without_lock_errors(repro_project:
     shutil.copytree(repro_project, root, ignore=shutil.ignore_patterns(".dagster_home"), symlinks=True)
     monkeypatch.setenv(EXECUTOR_ENV, "multiprocess")
     monkeypatch.setenv("SIM2REAL_ROOT", str(root))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     tags = {**all_partitions_tags(load_config(root / "params.yaml")), FORCE_TAG: "synthetic_scenes,real_target"}
     home = tmp_path / "dagster_home"
     home.mkdir()
