@@ -35,6 +35,33 @@ def _one_torch_thread():
     torch.set_num_threads(n)
 
 
+# the fast tier (`make test-fast`: not e2e, not slow) runs in-process: a test that launches one of these
+# tools (or any Python) is end-to-end. git and system helpers (ldconfig from ctypes) are cheap and allowed.
+E2E_TOOLS = {"dvc", "sim2real", "dagster", "dagster-webserver", "dagster-daemon", "chromium", "chromium-browser",
+             "google-chrome", "chrome", "torchrun", "make"}
+
+
+@pytest.fixture(autouse=True)
+def _fast_tier_runs_in_process(request, monkeypatch):
+    """Fail a test outside `e2e`/`slow` that launches a process, naming it: the marker rule holds by itself."""
+    if request.node.get_closest_marker("e2e") or request.node.get_closest_marker("slow"):
+        yield
+        return
+    real_init = subprocess.Popen.__init__
+
+    def guarded(self, args, *a, **kw):
+        argv = [args] if isinstance(args, str | bytes | os.PathLike) else list(args)
+        names = {Path(str(a).split()[0]).name for a in argv[:3] if str(a).strip()}
+        if names & E2E_TOOLS or any(n.startswith("python") for n in names):
+            raise RuntimeError(f"{request.node.nodeid} launches `{' '.join(map(str, argv))[:160]}`: a test that "
+                               "launches a process is end-to-end; mark it @pytest.mark.e2e (make test-fast runs "
+                               "in-process)")
+        real_init(self, args, *a, **kw)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", guarded)
+    yield
+
+
 def camvid_or_skip() -> Path:
     if not (CAMVID / "train").is_dir():
         pytest.skip(f"CamVid not found at {CAMVID} (CI has it; locally place it there)")
@@ -64,12 +91,15 @@ def make_project(dest: Path, profile: str | None = "tiny", dvc: bool = True) -> 
 
         apply_profile(dest / "params.yaml", profile)
     if dvc:
+        from dvc.repo import Repo
+
         run(["git", "init", "-q"], dest)
         run(["git", "config", "user.email", "t@example.com"], dest)
         run(["git", "config", "user.name", "test"], dest)
         if not (dest / ".dvc").exists():
-            run([str(BIN / "dvc"), "init", "-q"], dest)
-        run([str(BIN / "dvc"), "config", "core.analytics", "false"], dest)
+            Repo.init(dest).close()  # in-process: the same as `dvc init`, without a process per project
+        with Repo(dest) as repo, repo.config.edit() as conf:
+            conf["core"]["analytics"] = False
         run(["git", "add", "-A"], dest)
         run(["git", "commit", "-qm", "init"], dest)
     return dest

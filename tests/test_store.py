@@ -85,6 +85,7 @@ def _hold_lock(path: Path, seconds: float | str) -> subprocess.Popen:
     return p
 
 
+@pytest.mark.e2e  # launches writer processes
 def test_two_processes_writing_at_once_both_land(tmp_path: Path) -> None:
     path = tmp_path / "s.duckdb"
     Store(path).write_run(_rows("seed"))
@@ -106,6 +107,7 @@ def test_two_processes_writing_at_once_both_land(tmp_path: Path) -> None:
     assert st.count("metrics") == 7 * 5
 
 
+@pytest.mark.e2e  # launches writer processes
 def test_lock_held_too_long_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "s.duckdb"
     Store(path).write_run(_rows("r1"))
