@@ -67,13 +67,11 @@ def test_dvc_loads_the_object_storage_remote(tmp_path: Path) -> None:
     from dvc.repo import Repo
 
     root = tmp_path / "repo"
-    root.mkdir()
-    run(["git", "init", "-q"], root)
-    run([DVC, "init", "-q"], root)
+    Repo.init(str(root), no_scm=True).close()
     shutil.copy(DVC_REMOTE, root / ".dvc" / "config.local")
-    assert run([DVC, "remote", "default"], root).stdout.strip() == "cluster"
-    assert "s3://sim2real-dvc/cache" in run([DVC, "remote", "list"], root).stdout
     with Repo(str(root)) as repo:
+        assert repo.config["core"]["remote"] == "cluster"
+        assert repo.config["remote"]["cluster"]["url"] == "s3://sim2real-dvc/cache"
         remote = repo.cloud.get_remote()  # the default remote, through dvc-s3
         assert remote.fs.protocol in ("s3", ("s3", "s3a"))
         assert remote.path.startswith("sim2real-dvc/cache")
@@ -82,8 +80,6 @@ def test_dvc_loads_the_object_storage_remote(tmp_path: Path) -> None:
     (root / ".dvc" / "config.local").write_text(DVC_REMOTE.read_text().replace("endpointurl", "endpoint_url"))
     with pytest.raises(ConfigError, match="endpoint_url"):
         Repo(str(root))
-    bad = run([DVC, "push"], root, check=False)
-    assert bad.returncode != 0 and "endpoint_url" in bad.stderr
 
 
 @pytest.mark.e2e  # a real dvc repro chain, one process per step
