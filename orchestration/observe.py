@@ -75,7 +75,7 @@ def observe_dvc_lock(instance: dg.DagsterInstance, defs: dg.Definitions, root: P
 
     graph = defs.resolve_asset_graph()
     cfg = load_config(root / "params.yaml")  # the params DVC ran with, even before a definitions reload
-    code_versions = {name: code_version(STAGES[name], cfg, root) for name in STAGES}
+    code_versions: dict[str, str] = {}  # hashed only for what is reported: the sensor runs every 30 s
     observed: dict[str, str] = {}
     moved: set[dg.AssetKey] = set()
     for name in topological_order():
@@ -94,6 +94,8 @@ def observe_dvc_lock(instance: dg.DagsterInstance, defs: dg.Definitions, root: P
             md5 = out_hash(root, address, stage.out_dir(partition))
             if md5 is None or (current_data_version(instance, key, partition) == md5 and not parent_moved):
                 continue
+            if name not in code_versions:
+                code_versions[name] = code_version(stage, cfg, root)
             tags = {_DATA_VERSION: md5, _USER_PROVIDED: "true", _CODE_VERSION: code_versions[name]}
             tags.update(_input_tags(instance, graph, node))
             meta = result_metadata(read_summary(root, name, partition), root, root / stage.metrics_file(partition))
