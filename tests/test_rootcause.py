@@ -156,11 +156,13 @@ def test_darkened_target_brightness_confirmed_sky_crop_rejected(tmp_path: Path) 
 
     root = make_project(tmp_path / "proj", dvc=False)
     cfg = load_config(root / "params.yaml", overrides=[
-        "style.method=none", "style.ablation=[none]", "synthetic.num_val=24", "pretrain.steps=40",
-        "pretrain.eval_every=40", "rootcause.interventions=[brightness_contrast,sky_crop,colour_to_source]",
+        "style.method=none", "style.ablation=[none]", "synthetic.num_val=24", "pretrain.steps=120",
+        "pretrain.eval_every=120", "rootcause.interventions=[brightness_contrast,sky_crop,colour_to_source]",
         "rootcause.hardest_k=6", "rootcause.bootstrap=200",
         # same images, same sky: a sky difference this small is "nothing to equalize" (the irrelevant trait)
-        "rootcause.sky_tolerance=0.05"])
+        "rootcause.sky_tolerance=0.05",
+        # no online photometric augmentation: the tiny model must not learn to ignore brightness, the cause
+        "augment.online=false"])
     for name, item in [("synthetic_scenes", None), ("real_target", None), ("augmented_scenes", None),
                        ("styled_scenes", "none"), ("pretrained_model", "none")]:
         run_stage(name, item, root=root, cfg=cfg)

@@ -9,7 +9,10 @@ import pytest
 
 from sim2real.threads import free_cores, thread_budget
 
-CORES = len(os.sched_getaffinity(0))
+
+def cores() -> int:
+    """The cores this process may use now (read at call time: the affinity can change under a run)."""
+    return len(os.sched_getaffinity(0))
 
 
 def test_explicit_counts_win() -> None:
@@ -18,6 +21,7 @@ def test_explicit_counts_win() -> None:
 
 
 def test_parallel_processes_share_the_allowed_cores() -> None:
+    CORES = cores()
     n, why = thread_budget(0, env={"SIM2REAL_PARALLEL": str(CORES)}, measure=False)
     assert n == 1 and f"{CORES} core(s) allowed / {CORES} process(es)" in why
     assert thread_budget(0, env={"SIM2REAL_PARALLEL": str(4 * CORES)}, measure=False)[0] == 1  # never 0
@@ -46,4 +50,4 @@ def test_free_cores_counts_idle_time_of_the_allowed_cpus(tmp_path: Path, monkeyp
 
 def test_free_cores_on_this_machine_is_within_the_allowed_cores() -> None:
     idle = free_cores(sample_s=0.05)
-    assert idle is None or 0.0 <= idle <= CORES
+    assert idle is None or 0.0 <= idle <= cores()
