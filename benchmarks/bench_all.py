@@ -190,7 +190,7 @@ def eval_pass(data, batch: int, channels_last: bool) -> float:
     return time.perf_counter() - t0
 
 
-def our_loop(data, steps: int, batch: int, augment=None) -> float:
+def our_loop(data, steps: int, batch: int, augment=None, device: str = "cpu", live: bool = True) -> float:
     """Seconds for the same steps through `sim2real.train.loop.train` (DVCLive, progress, checkpoint)."""
     from sim2real.config.train import ModelConfig
     from sim2real.train.loop import TrainJob, train
@@ -203,7 +203,9 @@ def our_loop(data, steps: int, batch: int, augment=None) -> float:
                    params={"model": cfg.model_dump(mode="json")})
     with tempfile.TemporaryDirectory() as work:
         t0 = time.perf_counter()
-        train(model, job, data, {}, Path(work), device="cpu", augment=augment, live=True, progress=False)
+        train(model, job, data, {}, Path(work), device=device, augment=augment, live=live, progress=False)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
         return time.perf_counter() - t0
 
 
@@ -429,9 +431,6 @@ def gpu_section(fig: Figures, h: int, w: int, quick: bool) -> None:
         return
     from sim2real.augment import Augmenter
     from sim2real.config.augment import AugmentConfig
-    from sim2real.config.train import ModelConfig
-    from sim2real.train.loop import TrainJob, train
-    from sim2real.train.models import create_model
 
     n = 8 if quick else 64
     x, y = torch.rand(n, 3, h, w), torch.randint(0, 11, (n, h, w))
@@ -450,17 +449,9 @@ def gpu_section(fig: Figures, h: int, w: int, quick: bool) -> None:
     fig.add("gpu: kornia cuda vs cpu", k["cpu"] / k["cuda"], note=f"batch {n} at {h}x{w}")
     data = make_data(64, h, w)
     steps, batch = (5, 8) if quick else (50, 32)
-    cfg = ModelConfig(encoder_weights=None)
 
     def run(augment) -> float:
-        model = create_model(cfg)
-        job = TrainJob(name="bench", steps=steps, batch_size=batch, lr=1e-3, stage="bench", eval_every=10**9,
-                       params={"model": cfg.model_dump(mode="json")})
-        with tempfile.TemporaryDirectory() as work:
-            t0 = time.perf_counter()
-            train(model, job, data, {}, Path(work), device="cuda", augment=augment, live=False, progress=False)
-            torch.cuda.synchronize()
-            return time.perf_counter() - t0
+        return our_loop(data, steps, batch, augment, device="cuda", live=False)
 
     t = alternate({"plain": lambda: run(None), "kornia": lambda: run(aug)}, 2)  # kornia follows the tensors
     fig.add("gpu: training images per second", steps * batch / t["plain"], unit="",
