@@ -25,12 +25,16 @@ demo: install
 chromium:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
+# one pytest worker per core (pytest-xdist); each test process uses one torch thread (tests/conftest.py);
+# PYTEST_PARALLEL= (empty) runs in one process
+PYTEST_PARALLEL ?= -n auto --dist loadgroup --no-loadscope-reorder
+
 test: install chromium
-	PATH="$(abspath $(BIN)):$$PATH" $(PY) -m pytest -q
+	PATH="$(abspath $(BIN)):$$PATH" $(PY) -m pytest -q $(PYTEST_PARALLEL) --durations=25
 
 # the fast tier: everything but the end-to-end tests that launch processes (dvc, Dagster, Chromium, DDP)
 test-fast: install
-	PATH="$(abspath $(BIN)):$$PATH" $(PY) -m pytest -q -m "not slow and not e2e"
+	PATH="$(abspath $(BIN)):$$PATH" $(PY) -m pytest -q $(PYTEST_PARALLEL) -m "not slow and not e2e"
 
 lint: install
 	$(BIN)/ruff check sim2real orchestration tests benchmarks

@@ -62,6 +62,22 @@ def _fast_tier_runs_in_process(request, monkeypatch):
     yield
 
 
+# Parallel runs (`make test`: pytest-xdist, `-n auto --dist loadgroup`): a module's tests stay on one worker,
+# so its module fixtures are built once; every test that uses the shared `repro_project` chain runs on one
+# worker (they edit it and undo their edit, which must not interleave), and that group is scheduled first
+# because it is the longest.
+REPRO_GROUP = "repro_chain"
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("xdist_group"):
+            continue
+        group = REPRO_GROUP if "repro_project" in getattr(item, "fixturenames", ()) else item.module.__name__
+        item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=lambda item: item.get_closest_marker("xdist_group").args[0] != REPRO_GROUP)  # stable
+
+
 def camvid_or_skip() -> Path:
     if not (CAMVID / "train").is_dir():
         pytest.skip(f"CamVid not found at {CAMVID} (CI has it; locally place it there)")
