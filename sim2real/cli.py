@@ -164,11 +164,15 @@ def fetch(
 
 @app.command()
 def ui(port: int = 3000, host: str = "127.0.0.1",
-       stop_timeout: Annotated[float, typer.Option(help="seconds to wait before SIGKILL on stop")] = 20.0) -> None:
+       stop_timeout: Annotated[float, typer.Option(help="seconds to wait before SIGKILL on stop")] = 20.0,
+       watch: Annotated[bool, typer.Option(help="reload the definitions when a params or code edit changes "
+                                                "a stage's code version")] = True) -> None:
     """Open the Dagster UI (`dagster dev`) with the project-local instance in .dagster_home/.
 
     `dagster dev` runs in its own process group with default signal handling; SIGTERM, SIGINT and
     SIGHUP sent to this command stop the whole group (SIGKILL after --stop-timeout seconds).
+    With --watch (the default) a params.yaml or code edit that changes a stage's code version reloads
+    the definitions, so the UI shows the edited stages stale at once (orchestration/reload.py).
     """
     import os
 
@@ -181,7 +185,18 @@ def ui(port: int = 3000, host: str = "127.0.0.1",
     exe = Path(sys.executable).with_name("dagster")
     cmd = [str(exe) if exe.exists() else "dagster", "dev", "-w", str(root / "workspace.yaml"),
            "-p", str(port), "-h", host]
-    raise typer.Exit(run_group(cmd, cwd=root, env=env, stop_timeout=stop_timeout))
+    watcher = None
+    if watch:
+        from orchestration.reload import DefinitionsWatcher
+
+        watcher = DefinitionsWatcher(root, port, host, log=lambda line: typer.echo(line, err=True))
+        watcher.start()
+    try:
+        rc = run_group(cmd, cwd=root, env=env, stop_timeout=stop_timeout)
+    finally:
+        if watcher is not None:
+            watcher.stop()
+    raise typer.Exit(rc)
 
 
 @app.command()

@@ -54,6 +54,12 @@ def latest_materialization(port: int, asset: str) -> dict | None:
     return mats[0] if mats else None
 
 
+def stale_status(port: int, asset: str) -> str:
+    nodes = graphql(port, "query($k: [AssetKeyInput!]) { assetNodes(assetKeys: $k) { staleStatus } }",
+                    {"k": [{"path": [asset]}]})["assetNodes"]
+    return nodes[0]["staleStatus"]
+
+
 def lock_md5(root: Path, address: str) -> str:
     entry = yaml.safe_load((root / "dvc.lock").read_text())["stages"][address]
     return next(o["md5"] for o in entry["outs"] if not o["path"].startswith("data/metrics/"))
@@ -135,7 +141,13 @@ def test_ui_shows_the_dvc_chain_and_runs_an_asset_launched_through_graphql(repro
 
             # a params edit on the command line: gap_report is out of date; launch it through GraphQL
             hardest_k = load_config(root / "params.yaml").evaluate.hardest_k + 1
+            assert stale_status(port, "gap_report") == "FRESH"
             assert write_overrides(root / "params.yaml", [f"evaluate.hardest_k={hardest_k}"])
+            # `sim2real ui` reloads the definitions by itself (orchestration/reload.py): the edited stage
+            # turns stale in the UI with no "Reload definitions" click, its upstream stays fresh
+            wait_until("gap_report stale after the params edit, without a manual reload",
+                       lambda: stale_status(port, "gap_report") == "STALE", 240, every=2)
+            assert stale_status(port, "finetuned_model") == "FRESH"
             before = gap_runs(root)
             launched = graphql(port, LAUNCH, {"p": {
                 "selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY,
@@ -162,10 +174,15 @@ def test_ui_shows_the_dvc_chain_and_runs_an_asset_launched_through_graphql(repro
             assert mat["runId"] == run_id
             assert {t["key"]: t["value"] for t in mat["tags"]}["dagster/data_version"] == lock_md5(root, "gap_report")
 
+            # the run recorded the new code version and the loaded definitions hold it too: not "Unsynced"
+            wait_until("gap_report fresh after its run", lambda: stale_status(port, "gap_report") == "FRESH", 120)
+            assert "definitions reloaded, new code version for" in (tmp_path / "dagster.log").read_text()
+
             browser.goto(f"http://127.0.0.1:{port}/assets/gap_report")
             browser.wait_for("document.body.innerText.includes('Latest materialization') && "
                              "document.body.innerText.includes('finetuned_miou')", 120, "gap_report's page")
             time.sleep(2)
+            assert "Unsynced" not in browser.js("document.body.innerText"), "gap_report's page says Unsynced"
             browser.screenshot(shots / "02_gap_report_asset.png")
             browser.goto(f"http://127.0.0.1:{port}/runs/{run_id}")
             browser.wait_for("document.body.innerText.includes('Success')", 120, "the run page")
