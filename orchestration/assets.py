@@ -11,12 +11,14 @@ import dagster as dg
 
 from orchestration.dvc import out_hash, run_dvc
 from orchestration.events import deferred, partition_events, records_own_events
+from orchestration.executors import concurrent_steps
 from orchestration.observe import dvc_skipped, plot_metadata
 from orchestration.workspace import run_provenance, run_workspace, save_experiment
 from sim2real.config import Config, load_config
 from sim2real.context import StepResult
 from sim2real.runner import read_summary
 from sim2real.stages import STAGES, Stage
+from sim2real.threads import PARALLEL_ENV
 
 POOL = "dvc_repo"
 FORCE_TAG = "sim2real/force"  # comma-separated stage names to re-run even if DVC finds them current
@@ -31,6 +33,14 @@ GROUP_JOBS = {"label_budget": "label_budget_curve", "transfer": "transferability
 def partitions_for(stage: Stage, cfg: Config) -> dg.StaticPartitionsDefinition | None:
     """One partition per DVC matrix item: a style method, or "<N>-<seed>" for the label-budget grid."""
     return dg.StaticPartitionsDefinition(stage.items(cfg)) if stage.fanned else None
+
+
+def step_env(context: dg.AssetExecutionContext) -> dict[str, str]:
+    """What the stage processes of this step need to know about their neighbours: SIM2REAL_PARALLEL."""
+    steps = context.run.step_keys_to_execute
+    parallel = concurrent_steps(context.job_def.executor_def.name, context.run.run_config,
+                                len(steps) if steps else None)
+    return {PARALLEL_ENV: str(parallel)} if parallel > 1 else {}
 
 
 def code_version(stage: Stage, cfg: Config, root: Path) -> str:
@@ -106,7 +116,7 @@ def build_asset(stage: Stage, cfg: Config, root: Path) -> dg.AssetsDefinition:
             args = ["repro", "--single-item", address]
             if stage.name in forced or "*" in forced:
                 args.append("--force")
-            skipped[item] = dvc_skipped(run_dvc(args, work, log=context.log.info), address)
+            skipped[item] = dvc_skipped(run_dvc(args, work, log=context.log.info, env=step_env(context)), address)
         save_experiment(context, root, work, [f"{stage.name}@{i}" if i else stage.name for i in items])
         built = []
         for item in items:

@@ -72,17 +72,17 @@ def lock_holder(out: str, root: Path) -> str:
 
 
 def run_dvc(args: list[str], root: Path, log: Callable[[str], None] = print,
-            retries: int = 6, backoff_s: float = 2.0) -> str:
+            retries: int = 6, backoff_s: float = 2.0, env: dict[str, str] | None = None) -> str:
     """Run `dvc ARGS` in `root`, streaming its output to `log`.
 
     While another dvc process holds the repository ("Unable to acquire lock") or a stage's files
     ("... is busy, it is being blocked by: (PID ...)"), retry with exponential backoff
     (`backoff_s`, doubling, `retries` times); when the wait runs out, raise a one-line `DvcError`
-    naming the other process.
+    naming the other process. `env` adds to the environment of dvc and the stages it runs.
     """
     waited = 0.0
     for attempt in range(retries + 1):
-        proc = subprocess.Popen([dvc_executable(), *args], cwd=root, env=dvc_env(root), text=True,
+        proc = subprocess.Popen([dvc_executable(), *args], cwd=root, env={**dvc_env(root), **(env or {})}, text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=1)
         lines: list[str] = []
         assert proc.stdout is not None

@@ -61,6 +61,34 @@ def test_cluster_run_config_is_valid_for_the_celery_chain(tmp_path: Path, monkey
         get_validated_config(str(bad_file))
 
 
+def test_steps_side_by_side_share_the_cores(monkeypatch) -> None:
+    """The multiprocess executor's concurrency reaches the stage processes as SIM2REAL_PARALLEL."""
+    from orchestration import dvc as dvc_mod
+    from orchestration.executors import concurrent_steps
+
+    assert concurrent_steps("in_process", {"execution": {"config": {"max_concurrent": 4}}}) == 1
+    assert concurrent_steps("celery", None) == 1
+    assert concurrent_steps("multiprocess", {"execution": {"config": {"max_concurrent": 2}}}, steps=9) == 2
+    assert concurrent_steps("multiprocess", {"execution": {"multiprocess": {"config": {"max_concurrent": 3}}}}) == 3
+    assert concurrent_steps("multiprocess", {}, steps=9, cores=2) == 2  # unset = one per core (Dagster's default)
+    assert concurrent_steps("multiprocess", {"execution": {"config": {"max_concurrent": 0}}}, cores=16) == 16
+    assert concurrent_steps("multiprocess", {"execution": {"config": {"max_concurrent": 8}}}, steps=1) == 1
+
+    seen = {}
+
+    class FakeDvc:  # stands in for the dvc process: what environment would the stage get?
+        def __init__(self, cmd, **kw) -> None:
+            seen.update(kw["env"])
+            self.stdout = iter(["Stage 'x' didn't change, skipping\n"])
+
+        def wait(self) -> int:
+            return 0
+
+    monkeypatch.setattr(dvc_mod.subprocess, "Popen", FakeDvc)
+    dvc_mod.run_dvc(["repro", "x"], Path("."), log=lambda _l: None, env={"SIM2REAL_PARALLEL": "2"})
+    assert seen["SIM2REAL_PARALLEL"] == "2" and seen["SIM2REAL_ROOT"] == "."
+
+
 def test_dvc_loads_the_object_storage_remote(tmp_path: Path) -> None:
     """deploy/cluster/dvc_remote.config: DVC validates it and builds the S3 filesystem (no network)."""
     from dvc.config import ConfigError
@@ -97,6 +125,7 @@ def test_multiprocess_executor_runs_the_chain_without_lock_errors(repro_project:
     shutil.copytree(repro_project, root, ignore=shutil.ignore_patterns(".dagster_home"), symlinks=True)
     monkeypatch.setenv(EXECUTOR_ENV, "multiprocess")
     monkeypatch.setenv("SIM2REAL_ROOT", str(root))
+    monkeypatch.delenv("SIM2REAL_THREADS")  # the stages choose their threads: the executor's share
     tags = {**all_partitions_tags(load_config(root / "params.yaml")), FORCE_TAG: "synthetic_scenes,real_target"}
     home = tmp_path / "dagster_home"
     home.mkdir()
@@ -115,4 +144,7 @@ def test_multiprocess_executor_runs_the_chain_without_lock_errors(repro_project:
                    for e in events)
         mats = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
         assert {"synthetic_scenes", "real_target", "styled_scenes", "gap_report"} <= mats, mats
+        # each forced stage heard that it shares the cores with one more step (SIM2REAL_PARALLEL=2)
+        budgets = [e.user_message for e in instance.all_logs(result.run_id) if "torch threads:" in e.user_message]
+        assert len(budgets) >= 2 and all("/ 2 process(es) side by side" in b for b in budgets), budgets
     assert "up to date" in run([DVC, "status"], root).stdout
