@@ -97,8 +97,9 @@ def test_dagster_dev_shows_every_asset_and_stops_by_pid(tmp_path: Path) -> None:
     port = free_port()
     env = env_with_bin()
     log = open(tmp_path / "dagster.log", "w")
-    # `sim2real ui` = dagster dev -w workspace.yaml with the project-local DAGSTER_HOME
-    proc = subprocess.Popen([str(BIN / "sim2real"), "ui", "--port", str(port), "--stop-timeout", "20"],
+    # `sim2real ui` = dagster dev -w workspace.yaml with the project-local DAGSTER_HOME; --no-watch: no
+    # definitions watcher (tests/test_dagster_ui_browser.py runs the default, with it)
+    proc = subprocess.Popen([str(BIN / "sim2real"), "ui", "--port", str(port), "--stop-timeout", "20", "--no-watch"],
                             cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_ignore_sigint)
     tree: set[int] = set()
     try:
