@@ -7,7 +7,6 @@ materialization leaves dvc.lock current and `dvc status` clean.
 
 
 import datetime as dt
-import hashlib
 import os
 import warnings
 from pathlib import Path
@@ -20,6 +19,14 @@ from orchestration.events import partitions_tags
 from orchestration.executors import executor_def
 from orchestration.observe import observe_dvc_lock
 from orchestration.params_tags import SET_TAG
+from orchestration.watch import (
+    changed_stages,
+    data_fingerprint,
+    read_cursor,
+    run_key,
+    watched_folders,
+    write_cursor,
+)
 from sim2real.config import Config, load_config
 from sim2real.stages import STAGES, topological_order
 
@@ -47,16 +54,6 @@ def label_budget_tags(cfg: Config) -> dict[str, str]:
 TRANSFER_GROUP = "transfer"
 CHAIN_SELECTION = dg.AssetSelection.all() - dg.AssetSelection.groups(LABEL_BUDGET_GROUP, TRANSFER_GROUP)
 LABEL_BUDGET_SELECTION = dg.AssetSelection.groups(LABEL_BUDGET_GROUP)
-
-
-def real_data_fingerprint(root: Path) -> str:
-    """Names, sizes and mtimes of every file under a real dataset folder."""
-    h = hashlib.sha256()
-    for p in sorted(root.rglob("*")):
-        if p.is_file():
-            st = p.stat()
-            h.update(f"{p.relative_to(root)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()
 
 
 def build_definitions(root: Path = ROOT) -> dg.Definitions:
@@ -88,25 +85,29 @@ def build_definitions(root: Path = ROOT) -> dg.Definitions:
                              tags={**all_partitions_tags(cfg), SET_TAG: f"synthetic.seed={int(day)}"})
 
     @dg.sensor(job=chain, minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.STOPPED,
-               description="New or changed real data under real.root: re-import and re-run downstream.")
+               description="New or changed data under real.root (the real target) or synthetic.root (an "
+                           "imported source dataset): re-import it and re-run downstream.")
     def new_real_data(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
         current = load_config(root / "params.yaml")
-        if current.real.source == "proxy" or not current.real.root:
-            return dg.SkipReason("real.source is the embedded proxy domain: no folder to watch")
-        folder = Path(current.real.root)
-        folder = folder if folder.is_absolute() else root / folder
-        if not folder.exists():
-            return dg.SkipReason(f"real.root {folder} does not exist")
-        fingerprint = real_data_fingerprint(folder)
-        if fingerprint == context.cursor:
-            return dg.SkipReason("real data unchanged")
-        first = context.cursor is None
-        context.update_cursor(fingerprint)
-        if first:
-            return dg.SkipReason("recorded the current real data; will fire on the next change")
+        watched = watched_folders(current, root)
+        if not watched:
+            return dg.SkipReason("real.source is the embedded proxy domain and synthetic.source is procedural: "
+                                 "no folder to watch")
+        missing = [f"{w.key} {w.folder}" for w in watched if not w.folder.exists()]
+        if missing:
+            return dg.SkipReason(f"{'; '.join(missing)} does not exist")
+        now = {w.stage: data_fingerprint(w.folder) for w in watched}
+        before = read_cursor(context.cursor)
+        if before == now:
+            return dg.SkipReason("watched data unchanged")
+        context.update_cursor(write_cursor(now))
+        changed = changed_stages(before or {}, now)
+        if not changed:
+            return dg.SkipReason(f"recorded the current data of {', '.join(w.key for w in watched)}; "
+                                 "will fire on the next change")
+        # the dataset folders are no DVC dependencies: force the stage that imports the changed one
         return dg.SensorResult(run_requests=[dg.RunRequest(
-            run_key=f"real-{fingerprint[:16]}",
-            tags={**all_partitions_tags(current), FORCE_TAG: "real_target"})])
+            run_key=run_key(changed, now), tags={**all_partitions_tags(current), FORCE_TAG: ",".join(changed)})])
 
     @dg.sensor(minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
                description="Observe dvc.lock: a `dvc repro` / `dvc checkout` on the command line shows up as "
