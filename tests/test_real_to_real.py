@@ -69,6 +69,32 @@ def test_folder_source_becomes_the_source_scenes(tmp_path: Path) -> None:
     assert not (out / "source.json").exists() and len(ShardDataset(out / "train")) == 4
 
 
+def test_num_train_and_num_val_cap_an_imported_source(tmp_path: Path) -> None:
+    """The caps keep the first N image files of each split in name order; source.json says available vs used."""
+    root = _root(tmp_path)
+    over = SMALL + _folder_source(root)
+    result = run_stage("synthetic_scenes", root=root, overrides=over + ["synthetic.num_train=4", "synthetic.num_val=50"])
+    out = root / "data/synthetic_scenes"
+    every = load_split(root / "city_a", "folder", "train", 16, 24, mapping=root / "city_a/mapping.yaml")
+    train = ShardDataset(out / "train")
+    assert [r["name"] for r in train.records()] == every.names[:4] and len(every) == 6
+    assert np.array_equal(train.arrays()[0], every.images[:4])
+    assert len(ShardDataset(out / "val")) == 3  # a cap above the split's size takes it all
+    info = json.loads((out / "source.json").read_text())
+    assert info["available"] == {"train": 6, "val": 3} and info["used"] == {"train": 4, "val": 3}
+    assert info["counts"] == {"train": 4, "val": 3} and info["cap"] == {"train": 4, "val": 50}
+    assert result.metrics["scenes"] == 7 and "4 of 6 train files" in result.text and "val files" not in result.text
+
+    # the cap counts files: with fit=window each 24x32 CamVid frame gives two 16x16 samples
+    write_camvid(root / "src", {"train": 3, "val": 2})
+    run_stage("synthetic_scenes", root=root, overrides=[
+        "project.image_height=16", "project.image_width=16", "synthetic.source=camvid", "synthetic.root=src",
+        "synthetic.fit=window", "synthetic.num_train=2", "synthetic.num_val=1"])
+    info = json.loads((out / "source.json").read_text())
+    assert info["available"] == {"train": 3, "val": 2} and info["used"] == {"train": 2, "val": 1}
+    assert info["counts"] == {"train": 4, "val": 2} and len(ShardDataset(out / "train")) == 4
+
+
 def test_bad_source_datasets_name_the_key(tmp_path: Path) -> None:
     root = _root(tmp_path)
     with pytest.raises(DatasetError, match=r"synthetic.root: .*nowhere: source dataset folder not found"):

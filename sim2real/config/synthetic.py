@@ -66,7 +66,8 @@ class SyntheticConfig(Section):
     # frames of another aspect than the working size: squash | pad | window (as real.fit)
     fit: Literal["squash", "pad", "window"] = "squash"
     skip_bad: bool = False  # skip unreadable/invalid files of an imported source (listed) instead of failing
-    # --- dataset (procedural; an imported source brings all its train and val images) ---
+    # --- dataset (an imported source: num_train / num_val cap its train / val splits, the first N image
+    # files of each in name order; the seeds and the rest below are the procedural generator's) ---
     num_train: int = Field(512, ge=1)  # scenes for pretraining
     num_val: int = Field(64, ge=1)  # held-out synthetic scenes (synthetic-val mIoU); disjoint seed stream
     seed: int = 0  # dataset seed; sample i's seed derives from (seed, i)

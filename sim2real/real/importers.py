@@ -47,7 +47,7 @@ from sim2real.real.validate import (
 )
 from sim2real.taxonomy import CLASS_ID, VOID
 
-__all__ = ["LabelledSet", "load_split", "available_splits", "detect_format", "load_mapping", "FORMATS",
+__all__ = ["LabelledSet", "load_split", "count_pairs", "available_splits", "detect_format", "load_mapping", "FORMATS",
            "CITYSCAPES_TO_CAMVID", "DatasetError"]
 
 # Cityscapes labelIds (0..33, see cityscapesScripts labels.py) -> CamVid 11 classes, grouped the way
@@ -344,8 +344,14 @@ def _workers() -> int:
     return max(1, min(4, len(os.sched_getaffinity(0))))
 
 
+def count_pairs(root: str | Path, fmt: str, split: str | None) -> int:
+    """Image/mask pairs of one split (before validation): what `load_split` would read without a limit."""
+    return len(_format(fmt).pairs(Path(root), split)[0])
+
+
 def load_split(root: str | Path, fmt: str, split: str | None, height: int, width: int,
-               mapping: str | Path | dict | None = None, skip_bad: bool = False, fit: str = "squash") -> LabelledSet:
+               mapping: str | Path | dict | None = None, skip_bad: bool = False, fit: str = "squash",
+               limit: int | None = None) -> LabelledSet:
     """Import one split, validated, resized to `height` x `width`, ids mapped to the taxonomy.
 
     Args:
@@ -359,6 +365,8 @@ def load_split(root: str | Path, fmt: str, split: str | None, height: int, width
         skip_bad: skip invalid files (listed in `skipped`) instead of failing.
         fit: squash | pad | window: how a frame of another aspect becomes working-size samples
             (`sim2real.real.aspect`); window gives several samples per frame, named `<stem>@x<offset>`.
+        limit: read only the first `limit` image/mask pairs in name order (the rest are not decoded);
+            None = all. With skip_bad an invalid one among them leaves fewer.
 
     Returns:
         LabelledSet sorted by name.
@@ -375,7 +383,7 @@ def load_split(root: str | Path, fmt: str, split: str | None, height: int, width
     if lut is None:
         lut = layout.lut()
     pairs, problems = layout.pairs(root, split)
-    pairs = sorted(pairs, key=lambda p: p.name)
+    pairs = sorted(pairs, key=lambda p: p.name)[:limit]
     where = f"{root} [{fmt}:{split or 'all'}]"
     images, masks, names, sources = [], [], [], []
 

@@ -7,6 +7,9 @@ the procedural generator writes, so augmentation, styling, pretraining, fine-tun
 report run unchanged: a model trained on city A, evaluated on city B. The importers are those of the
 real target (`sim2real.real.importers`): validated, mapped to the 11-class taxonomy, resized to the
 working size with `synthetic.fit` (squash | pad | window) for frames of another aspect.
+`synthetic.num_train` / `synthetic.num_val` cap the splits: the first N image files of each in name
+order (sorted, so the same files on every run; with fit=window each gives several samples).
+`source.json` records per split the files available, the files used and the samples written.
 
 Example (params.yaml):
     synthetic: {source: camvid, root: /data/city_a}
@@ -21,7 +24,7 @@ from typing import Any
 
 from sim2real.config import Config
 from sim2real.context import StageContext
-from sim2real.real.importers import LabelledSet, available_splits, load_split
+from sim2real.real.importers import LabelledSet, available_splits, count_pairs, load_split
 from sim2real.real.validate import DatasetError
 
 __all__ = ["ImportedSource", "import_source", "records", "SOURCE_SPLITS"]
@@ -58,10 +61,14 @@ def import_source(cfg: Config, ctx: StageContext) -> ImportedSource:
         raise DatasetError(f"synthetic.root: {root}: a {sc.source} source needs the splits train and val; "
                            f"missing {missing} (found {present})")
     h, w = cfg.project.image_height, cfg.project.image_width
-    splits = {s: load_split(root, sc.source, s, h, w, mapping=mapping, skip_bad=sc.skip_bad, fit=sc.fit)
-              for s in SOURCE_SPLITS}
+    cap = {"train": sc.num_train, "val": sc.num_val}
+    splits = {s: load_split(root, sc.source, s, h, w, mapping=mapping, skip_bad=sc.skip_bad, fit=sc.fit,
+                            limit=cap[s]) for s in SOURCE_SPLITS}
     info = {"source": sc.source, "root": str(root), "mapping": mapping, "fit": sc.fit,
-            "counts": {s: len(v) for s, v in splits.items()},
+            "cap": cap, "selection": "first N image files in name order",
+            "available": {s: count_pairs(root, sc.source, s) for s in SOURCE_SPLITS},  # image files
+            "used": {s: len(set(v.sources)) for s, v in splits.items()},  # image files imported
+            "counts": {s: len(v) for s, v in splits.items()},  # samples written (window: several per file)
             "skipped": [{"split": s, "file": f, "reason": r} for s, v in splits.items() for f, r in v.skipped]}
     return ImportedSource(splits, info)
 

@@ -99,10 +99,17 @@ def imported_scenes(cfg: Config, ctx: StageContext) -> StepResult:
         plots=_samples(ctx, out, (train.images[:8], train.masks[:8]), f"source: {sc.source}"),
         text=(f"Source imported from {sc.source} ({src.info['root']}) in place of procedural scenes: "
               f"{counts['train']} train + {counts['val']} val images at {h}x{w}, frames fitted by "
-              f"synthetic.fit={sc.fit}"
+              f"synthetic.fit={sc.fit}" + _capped(src.info)
               + (f"; skipped {len(src.info['skipped'])} invalid file(s)" if src.info["skipped"] else "")),
         extra={"source": src.info},
     )
+
+
+def _capped(info: dict) -> str:
+    """Which splits synthetic.num_train / num_val cut short, in words ("" when none)."""
+    cut = [f"{info['used'][s]} of {info['available'][s]} {s} files" for s in info["used"]
+           if info["available"][s] > info["cap"][s]]
+    return f"; {', '.join(cut)} (synthetic.num_train / num_val: the first in name order)" if cut else ""
 
 
 def _samples(ctx: StageContext, out: Path, first: tuple[np.ndarray, np.ndarray] | None,
