@@ -268,14 +268,18 @@ def test_store_full_disk_is_named_before_the_work(project: Path, monkeypatch: py
 
 
 def test_store_write_failure_keeps_the_first_cause(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A full disk mid-write: DuckDB aborts the transaction, so ROLLBACK fails; the cause must survive."""
+    """A full disk mid-write: DuckDB aborts the transaction, so ROLLBACK fails; the cause must survive,
+    and so must the run's earlier rows (the DELETE and the inserts before the failure are undone)."""
     import duckdb
 
     from sim2real.evaluate.store import RunRows, Store, StoreError
 
     st = Store(project / STORE)
+    metric = {"model_id": "m", "split": "real/val", "adaptation": "none", "name": "miou", "value": 0.5}
+    st.write_run(RunRows(run={"run_id": "later", "stage": "evaluate"}, tables={"metrics": [metric]}))
     rows = store_rows(st.path)
     real_connect = Store.connect
+    inserts: list[str] = []
 
     class Full:
         def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
@@ -284,10 +288,12 @@ def test_store_write_failure_keeps_the_first_cause(project: Path, monkeypatch: p
         def execute(self, sql: str, *a: object) -> object:
             if sql == "ROLLBACK":
                 raise duckdb.TransactionException("TransactionContext Error: cannot rollback - no transaction is active")
+            if sql.startswith("INSERT INTO"):
+                inserts.append(sql.split()[2])
+                if len(inserts) == 2:  # the runs row is in, the metrics rows hit the full disk
+                    raise duckdb.IOException('IO Error: Could not write file "sim2real.duckdb.wal": '
+                                             'No space left on device')
             return self.con.execute(sql, *a)
-
-        def executemany(self, *a: object) -> object:
-            raise duckdb.IOException('IO Error: Could not write file "sim2real.duckdb.wal": No space left on device')
 
     from contextlib import contextmanager
 
@@ -298,9 +304,13 @@ def test_store_write_failure_keeps_the_first_cause(project: Path, monkeypatch: p
 
     monkeypatch.setattr(Store, "connect", connect)
     with pytest.raises(StoreError, match="writing run later failed, its earlier rows are kept: IO Error.*No space"):
-        st.write_run(RunRows(run={"run_id": "later", "stage": "evaluate"}, tables={}))
+        st.write_run(RunRows(run={"run_id": "later", "stage": "evaluate", "note": "rewrite"},
+                             tables={"metrics": [metric, {**metric, "name": "pixel_accuracy"}]}))
     monkeypatch.undo()
+    assert inserts == ["runs", "metrics"]
     assert store_rows(st.path) == rows
+    assert st.query("SELECT note FROM runs WHERE run_id = 'later'") == [{"note": None}]
+    assert st.query("SELECT name FROM metrics WHERE run_id = 'later'") == [{"name": "miou"}]
 
 
 # ------------------------------------------------------------------------------------------ fetch (CLI)

@@ -54,6 +54,29 @@ def test_failed_write_leaves_previous_rows(tmp_path: Path) -> None:
     assert st.count("metrics", "r1") == 5
 
 
+def test_bulk_write_keeps_every_row_and_casts_like_single_values(tmp_path: Path) -> None:
+    """Each table is one INSERT of column lists: thousands of rows land in order, a column of mixed Python
+    types is cast per value (5 and 'all' into VARCHAR, numpy scalars, NaN -> NULL), a bad value fails the
+    whole run with DuckDB's own message and keeps the run's earlier rows."""
+    import numpy as np
+
+    st = Store(tmp_path / "s.duckdb")
+    run = _rows("r1").run
+    curve = [{"arm": "synthetic", "n_label": "all" if i % 3 == 0 else i, "n": np.int64(i),
+              "seed": None if i % 2 else i, "split": "real/val", "miou": np.float32(0.25) if i else float("nan"),
+              "steps": 10, "total_steps": 10**6, "best_step": 5} for i in range(3000)]
+    st.write_run(RunRows(run=run, tables={"label_budget": curve}))
+    got = st.query("SELECT n_label, n, seed, miou, total_steps FROM label_budget WHERE run_id = 'r1'"
+                   " ORDER BY n")
+    assert len(got) == 3000 and [r["n"] for r in got] == list(range(3000))
+    assert got[0] == {"n_label": "all", "n": 0, "seed": 0, "miou": None, "total_steps": 10**6}
+    assert got[1] == {"n_label": "1", "n": 1, "seed": None, "miou": 0.25, "total_steps": 10**6}
+    bad = [*curve[:10], {**curve[10], "seed": "ten"}]
+    with pytest.raises(StoreError, match=r"writing run r1 failed, its earlier rows are kept: Conversion Error.*'ten'"):
+        st.write_run(RunRows(run=run, tables={"label_budget": bad}))
+    assert st.count("label_budget", "r1") == 3000 and st.count("runs") == 1
+
+
 _HOLD = """
 import duckdb, sys, time
 con = duckdb.connect(sys.argv[1])
