@@ -184,6 +184,13 @@ def test_ui_shows_the_dvc_chain_and_runs_an_asset_launched_through_graphql(repro
             time.sleep(2)
             assert "Unsynced" not in browser.js("document.body.innerText"), "gap_report's page says Unsynced"
             browser.screenshot(shots / "02_gap_report_asset.png")
+            # the chain upstream of gap_report, every node with its status after the run (all fresh)
+            browser.goto(f"http://127.0.0.1:{port}/assets/gap_report?view=lineage&lineageScope=upstream"
+                         "&lineageDepth=10")
+            browser.wait_for(" && ".join(f"document.body.innerText.includes('{n}')" for n in nodes), 120,
+                             "gap_report's upstream lineage")
+            time.sleep(3)
+            browser.screenshot(shots / "04_gap_report_lineage.png")
             browser.goto(f"http://127.0.0.1:{port}/runs/{run_id}")
             browser.wait_for("document.body.innerText.includes('Success')", 120, "the run page")
             time.sleep(2)
@@ -196,7 +203,7 @@ def test_ui_shows_the_dvc_chain_and_runs_an_asset_launched_through_graphql(repro
         kill_leftovers(proc, tree)
         log.close()
     pngs = sorted(shots.glob("*.png"))
-    assert len(pngs) == 4 and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    assert len(pngs) == 5 and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
     if os.environ.get("SIM2REAL_SCREENSHOTS"):
         dest = Path(os.environ["SIM2REAL_SCREENSHOTS"])
         dest.mkdir(parents=True, exist_ok=True)
