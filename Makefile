@@ -27,7 +27,7 @@ chromium:
 
 # one pytest worker per core (pytest-xdist); each test process uses one torch thread (tests/conftest.py);
 # PYTEST_PARALLEL= (empty) runs in one process
-PYTEST_PARALLEL ?= -n auto --dist loadgroup --no-loadscope-reorder
+PYTEST_PARALLEL ?= -n auto --dist loadfile --no-loadscope-reorder
 
 test: install chromium
 	PATH="$(abspath $(BIN)):$$PATH" $(PY) -m pytest -q $(PYTEST_PARALLEL) --durations=25

@@ -62,20 +62,19 @@ def _fast_tier_runs_in_process(request, monkeypatch):
     yield
 
 
-# Parallel runs (`make test`: pytest-xdist, `-n auto --dist loadgroup`): a module's tests stay on one worker,
-# so its module fixtures are built once; every test that uses the shared `repro_project` chain runs on one
-# worker (they edit it and undo their edit, which must not interleave), and that group is scheduled first
-# because it is the longest.
-REPRO_GROUP = "repro_chain"
+# Parallel runs (`make test`: pytest-xdist `-n auto --dist loadfile`): a file's tests stay on one worker, so
+# module fixtures are built once and tests that share one (edit and undo) never interleave; each worker
+# builds its own `repro_project`. The files that build a whole tiny chain go first, longest first, so the
+# workers finish together (xdist hands out files in this order with --no-loadscope-reorder).
+# (`--dist loadgroup` would keep all repro_project users on one worker, but xdist 3.8 marks groups through
+# `Item._nodeid`, which pytest 9.2 no longer reads: the groups were silently ignored.)
+HEAVY_FIRST = ("test_pipeline", "test_dagster_dvc_sync", "test_dagster_ui_browser", "test_label_budget",
+               "test_recipe", "test_scaleout", "test_bench", "test_rootcause", "test_real_to_real")
 
 
 def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if item.get_closest_marker("xdist_group"):
-            continue
-        group = REPRO_GROUP if "repro_project" in getattr(item, "fixturenames", ()) else item.module.__name__
-        item.add_marker(pytest.mark.xdist_group(group))
-    items.sort(key=lambda item: item.get_closest_marker("xdist_group").args[0] != REPRO_GROUP)  # stable
+    rank = {name: i for i, name in enumerate(HEAVY_FIRST)}
+    items.sort(key=lambda item: rank.get(Path(item.nodeid.split("::")[0]).stem, len(rank)))  # stable
 
 
 def camvid_or_skip() -> Path:
