@@ -11,7 +11,8 @@ from test_train_support import TINY_OVERRIDES, scenes
 
 from sim2real.config.train import ModelConfig
 from sim2real.train import checkpoint as ckpt
-from sim2real.train.loop import ArrayData, TrainJob, batch_indices, train
+from sim2real.taxonomy import CLASS_ID, VOID
+from sim2real.train.loop import ArrayData, TrainJob, batch_indices, class_weights, train
 from sim2real.train.models import create_model
 from sim2real.train.strategies import STRATEGIES, get_strategy, model_units
 
@@ -118,6 +119,38 @@ def test_synthetic_mixing_counts(data: ArrayData, tmp_path: Path) -> None:
     assert result.synthetic_images_seen == 4 and result.real_images_seen == 4
 
 
+def test_class_balance_weights_rare_classes_up_from_the_labels_a_batch_draws() -> None:
+    images = np.zeros((2, 4, 10, 3), np.uint8)
+    masks = np.full((2, 4, 10), CLASS_ID["Road"], np.uint8)
+    masks[:, 0, :2] = CLASS_ID["Pole"]  # 4 pixels
+    masks[:, 1, :] = CLASS_ID["Sky"]  # 20
+    masks[:, 2, :] = VOID  # void never counts
+    data = ArrayData(images, masks)
+    assert class_weights(_job(), data) is None  # class_balance 0: plain cross-entropy
+    w = class_weights(_job(class_balance=1.0), data)
+    # pixels (void excluded): Pole 4, Sky 20, Road 36 -> median 20
+    assert w[CLASS_ID["Pole"]].item() == pytest.approx(5.0)
+    assert w[CLASS_ID["Sky"]].item() == pytest.approx(1.0)
+    assert w[CLASS_ID["Road"]].item() == pytest.approx(20 / 36)
+    assert w[CLASS_ID["Car"]].item() == 1.0  # absent
+    half = class_weights(_job(class_balance=0.5), data)
+    assert half[CLASS_ID["Pole"]].item() == pytest.approx(5.0 ** 0.5)
+    # the synthetic mix counts at its share of the batch: all-Car synthetic labels make Car common
+    mix = ArrayData(images, np.full((2, 4, 10), CLASS_ID["Car"], np.uint8))
+    mixed = class_weights(_job(class_balance=1.0, synthetic_mix=0.5), data, mix)
+    assert mixed[CLASS_ID["Car"]].item() < 1.0 < mixed[CLASS_ID["Pole"]].item()
+    with pytest.raises(ValueError, match="all void"):
+        class_weights(_job(class_balance=1.0), ArrayData(images, np.full((2, 4, 10), VOID, np.uint8)))
+
+
+def test_class_balanced_training_runs_and_changes_the_updates(data: ArrayData, tmp_path: Path) -> None:
+    plain = train(create_model(TINY), _job(steps=3), data, {}, tmp_path / "plain", live=False, progress=False)
+    balanced = train(create_model(TINY), _job(steps=3, class_balance=1.0), data, {}, tmp_path / "balanced",
+                     live=False, progress=False)
+    assert all(np.isfinite(r["train/loss"]) for r in balanced.history)
+    assert [r["train/loss"] for r in plain.history] != [r["train/loss"] for r in balanced.history]
+
+
 def test_checkpoint_roundtrip_and_load_model(data: ArrayData, tmp_path: Path) -> None:
     model = create_model(TINY)
     train(model, _job(steps=2), data, {}, tmp_path, live=False, progress=False)
@@ -177,6 +210,7 @@ def test_early_stopping_on_no_improvement(data: ArrayData, tmp_path: Path) -> No
     ("finetune.seeds=[1, 1]", "finetune.seeds has duplicates"),
     ("finetune.strategy=everything", "finetune.strategy"),
     ("finetune.synthetic_mix=1.5", "finetune.synthetic_mix"),
+    ("pretrain.class_balance=2", "pretrain.class_balance"),
 ])
 def test_bad_train_params_name_the_key(override: str, match: str) -> None:
     from test_train_support import tiny_config

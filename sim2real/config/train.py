@@ -50,6 +50,9 @@ class _TrainSection(Section):
     patience: int = Field(0, ge=0)
     # mixed precision (CUDA only; ignored on CPU): bf16 | fp16 | off
     amp: Literal["bf16", "fp16", "off"] = "bf16"
+    # class-balanced cross-entropy: class c weighs (median class frequency / frequency of c) ** class_balance,
+    # frequencies counted on the training labels (0 = plain cross-entropy, 1 = median-frequency balancing)
+    class_balance: float = Field(0.0, ge=0.0, le=1.0)
 
 
 class PretrainConfig(_TrainSection):

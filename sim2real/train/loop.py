@@ -93,6 +93,7 @@ class TrainJob:
     encoder_lr_factor: float = 0.1
     unfreeze_groups: int = 3
     synthetic_mix: float = 0.0  # fraction of each batch from `mix_data`
+    class_balance: float = 0.0  # loss weight of class c: (median freq / freq of c) ** class_balance (see class_weights)
     hflip: bool = False  # random horizontal flip (cheap, label-safe) when no `augment` is given
     select: str = "real"  # validation set whose mIoU picks the best checkpoint (falls back to the first)
     eval_batch_size: int = 16
@@ -323,6 +324,7 @@ class Batches:
     augment: Augment | None = None
     flip: bool = False  # random horizontal flips when there is no `augment`
     channels_last: bool = False
+    weights: torch.Tensor | None = None  # cross-entropy class weights (class_weights), on the device
 
     @classmethod
     def for_job(cls, job: TrainJob, data: ArrayData, device: str, mix: ArrayData | None = None,
@@ -330,8 +332,10 @@ class Batches:
         """This process's batches of `job` (its DDP rank's share of each global batch)."""
         rank, world = dist_info()
         n_real, n_mix = batch_split(job, mix, world)
+        weights = class_weights(job, data, mix if n_mix else None)
         return cls(data, n_real, job.seed, device, rank, world, mix, n_mix, augment, job.hflip,
-                   channels_last=channels_last_for(device))
+                   channels_last=channels_last_for(device),
+                   weights=None if weights is None else weights.to(device))
 
     def __call__(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         # global batch of this step, then this rank's share (identical data to one process)
@@ -353,6 +357,36 @@ class Batches:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, y
+
+
+def class_frequencies(masks: np.ndarray) -> np.ndarray:
+    """Pixel share of each class in `masks` (void excluded); zeros for absent classes."""
+    counts = np.bincount(masks.reshape(-1), minlength=VOID + 1)[:len(CLASSES)].astype(np.float64)
+    total = counts.sum()
+    return counts / total if total else counts
+
+
+def class_weights(job: TrainJob, data: ArrayData, mix: ArrayData | None = None) -> torch.Tensor | None:
+    """Cross-entropy class weights `(median f / f_c) ** job.class_balance`, or None when it is 0.
+
+    `f` is the pixel frequency of each class over what a batch draws from: the training labels, and
+    the synthetic mix at its share of the batch. The median is over the classes present; an absent
+    class gets weight 1 (it has no pixels to weigh). Weights are capped at 50 so one near-absent class
+    cannot dominate a batch; PyTorch divides a weighted loss by the summed weights of its pixels, so
+    the loss scale stays comparable to plain cross-entropy.
+    """
+    if job.class_balance <= 0:
+        return None
+    freq = class_frequencies(data.masks)
+    if mix is not None and job.synthetic_mix > 0:
+        freq = (1 - job.synthetic_mix) * freq + job.synthetic_mix * class_frequencies(mix.masks)
+    present = freq > 0
+    if not present.any():
+        raise ValueError(f"{job.name}: the training labels hold no class pixels (all void)")
+    ratio = np.ones(len(CLASSES))
+    ratio[present] = np.median(freq[present]) / freq[present]
+    weights = np.minimum(ratio ** job.class_balance, 50.0)
+    return torch.as_tensor(weights, dtype=torch.float32)
 
 
 def batch_split(job: TrainJob, mix_data: ArrayData | None, world: int) -> tuple[int, int]:
@@ -408,7 +442,7 @@ def train_step(net: nn.Module, state: LoopState, strategy: Strategy, batches: Ba
     with autocast(dtype):
         logits = net(x)
     if (y != VOID).any():
-        loss = F.cross_entropy(logits.float(), y, ignore_index=VOID)
+        loss = F.cross_entropy(logits.float(), y, weight=batches.weights, ignore_index=VOID)
     else:  # an all-void batch: no signal, but keep DDP's collective calls in step
         loss = logits.float().sum() * 0.0
     state.optimizer.zero_grad(set_to_none=True)

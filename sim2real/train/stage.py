@@ -252,7 +252,8 @@ def train_job(cfg: Config, section: str, **kw: Any) -> TrainJob:
     s = cfg.section(section)
     base = dict(steps=s.steps, batch_size=s.batch_size, lr=s.lr, weight_decay=s.weight_decay,
                 eval_every=s.eval_every, checkpoint_every=s.checkpoint_every, warmup_frac=s.warmup_frac,
-                patience=s.patience, amp=s.amp, seed=getattr(s, "seed", 0), params=cfg.to_dict())
+                patience=s.patience, amp=s.amp, class_balance=s.class_balance, seed=getattr(s, "seed", 0),
+                params=cfg.to_dict())
     base.update(kw)
     return TrainJob(**base)
 
