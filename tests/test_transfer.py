@@ -129,3 +129,19 @@ def test_the_reading_says_how_deep_the_encoder_transfers() -> None:
     assert "stages 1..1 of 5 transfer as they are; the stages above 1 must adapt" in lines[0]
     assert "must adapt" in lines[1] and lines[2].startswith("Synthetic pretraining vs ImageNet-only init") \
         and "+10.0" in lines[2]
+    # costs more than the tolerance at k = 3, not at k = 5: said to be inconclusive, not "must adapt"
+    bumpy = reading({"synthetic": pts((0, 46.4), (3, 45.1), (5, 47.5)), "imagenet": pts((0, 30.0), (5, 29.5))}, 5)
+    assert bumpy[0].startswith("synthetic-pretrained: inconclusive: freezing 1..3 costs more than the tolerance "
+                               "but freezing 1..5 does not")
+
+
+def test_runs_that_peak_at_their_last_validation_are_flagged() -> None:
+    from sim2real.transfer.curve import budget_warnings
+
+    def run(syn_best: int, img_best: int) -> dict:
+        return {"arms": {"synthetic": {"best_step": syn_best, "steps": 160},
+                         "imagenet": {"best_step": img_best, "steps": 160}}}
+
+    warnings = budget_warnings([run(120, 160), run(160, 160), run(80, 120)])
+    assert len(warnings) == 1 and warnings[0].startswith("WARNING ImageNet-only: best at the last validation in 2 of 3")
+    assert budget_warnings([run(120, 80), run(40, 120)]) == []

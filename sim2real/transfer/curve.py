@@ -21,7 +21,7 @@ from sim2real.context import StageContext, StepResult, markdown_table
 from sim2real.shards import replace_dir, temp_sibling
 from sim2real.transfer.runs import ARMS, run_dir
 
-__all__ = ["transfer_curve", "load_runs", "summarize", "transferable_depth", "TOLERANCE"]
+__all__ = ["transfer_curve", "load_runs", "summarize", "transferable_depth", "budget_warnings", "TOLERANCE"]
 
 TOLERANCE = 1.0  # mIoU points: freezing that costs less than this (or the seed spread) "transfers"
 LABELS = {"synthetic": "synthetic-pretrained", "imagenet": "ImageNet-only"}
@@ -79,25 +79,38 @@ def reading(summary: dict[str, list[dict[str, Any]]], stages: int) -> list[str]:
                          "(add 0 to transfer.frozen).")
             continue
         costs = ", ".join(f"1..{p['k']}: {base['mean'] - p['mean']:+.1f}" for p in pts if p["k"] > 0)
-        if d == 0:
+        tol = max(TOLERANCE, *(p["spread"] for p in pts))
+        later = [p["k"] for p in pts if p["k"] > d and base["mean"] - p["mean"] <= tol]
+        first_cost = next((p["k"] for p in pts if p["k"] > d), None)
+        if later:  # costs more than the tolerance at some k, then not at a deeper one
+            text = (f"inconclusive: freezing 1..{first_cost} costs more than the tolerance but freezing 1..{later[-1]} "
+                    "does not; the curve is not monotonic, so seed noise dominates at this budget (add seeds or steps)")
+        elif d == 0:
             text = "freezing even the shallowest tested stages costs more than the tolerance: the encoder must adapt"
         elif d >= stages:
             text = (f"freezing the whole encoder (all {stages} stages) costs at most the tolerance: at this budget "
                     "its features transfer as they are and only the decoder and head adapt")
         else:
             text = f"stages 1..{d} of {stages} transfer as they are; the stages above {d} must adapt"
-        tol = max(TOLERANCE, *(p["spread"] for p in pts))
-        later = [p["k"] for p in pts if p["k"] > d and base["mean"] - p["mean"] <= tol]
-        if later:
-            text += (f" (but freezing 1..{later[-1]} is within the tolerance again: the curve is not monotonic, "
-                     f"so seed noise dominates at this budget; add seeds or steps)")
         lines.append(f"{LABELS[arm]}: {text}. Cost of freezing stages (points, k = 0 minus k): {costs}; "
                      f"tolerance {tol:.1f} (max of {TOLERANCE:g} and the seed spread).")
     syn = next((p for p in summary["synthetic"] if p["k"] == 0), None)
     img = next((p for p in summary["imagenet"] if p["k"] == 0), None)
     if syn and img:
         lines.append(f"Synthetic pretraining vs ImageNet-only init, nothing frozen: {syn['mean'] - img['mean']:+.1f} "
-                     "points on real val.")
+                     "points on real val at this budget; the fair, converged comparison is the label-budget curve.")
+    return lines
+
+
+def budget_warnings(runs: list[dict[str, Any]]) -> list[str]:
+    """Inits whose runs peaked at their last validation: still improving when the budget ran out."""
+    lines = []
+    for arm in ARMS:
+        at_end = [r for r in runs if int(r["arms"][arm]["best_step"]) >= int(r["arms"][arm]["steps"])]
+        if 2 * len(at_end) >= len(runs):
+            lines.append(f"WARNING {LABELS[arm]}: best at the last validation in {len(at_end)} of {len(runs)} runs, "
+                         "so it was still improving when the budget ran out: its mIoU is a floor, and differences "
+                         "against the other init hold at this budget only. Raise transfer.steps for converged runs.")
     return lines
 
 
@@ -158,7 +171,7 @@ def transfer_curve(cfg: Config, ctx: StageContext) -> StepResult:
               f"(lr {cfg.finetune.lr:g}, batch {cfg.finetune.batch_size}), best of "
               f"{cfg.transfer.evals_per_run} validations on real val; synthetic init = pretrained_model/"
               f"{r0['style_method']} ({r0['pretrain_steps']} pretraining steps); ImageNet init = {r0['imagenet_init']}")
-    lines = reading(summary, stages)
+    lines = budget_warnings(runs) + reading(summary, stages)
     table = markdown_table(table_rows(summary))
     text = ("## Layer-wise transferability (real val mIoU, points)\n\n" + "\n".join(f"- {line}" for line in lines)
             + f"\n\n{table}\n\n{budget}\n")
