@@ -74,9 +74,9 @@ def test_evaluate_folder_with_mapping_writes_the_store(tmp_path: Path, checkpoin
     images = st.query("SELECT value FROM metrics WHERE run_id = ? AND name = 'images'", [run_id])
     assert images[0]["value"] == 5
     assert st.count("hard_samples", run_id) == 5
-    counts = {t: st.count(t) for t in ("runs", "metrics", "class_iou", "hard_samples")}
+    counts = st.counts(("runs", "metrics", "class_iou", "hard_samples"))
     assert CliRunner().invoke(app, args).exit_code == 0  # the same evaluation again replaces its rows
-    assert {t: st.count(t) for t in counts} == counts
+    assert st.counts(tuple(counts)) == counts
     gap = CliRunner().invoke(app, ["gap", "--store", str(store)])
     assert gap.exit_code == 0 and "checkpoint/finetuned_model" in gap.output
 

@@ -85,12 +85,12 @@ def snapshot(root: Path) -> dict[str, str]:
 
 
 def store_rows(path: Path) -> dict[str, int]:
-    from sim2real.evaluate.store import TABLES, Store
+    from sim2real.evaluate.store import Store
 
     if not path.exists():
         return {}
     st = Store(path)
-    return {t: st.count(t) for t in TABLES}
+    return st.counts()
 
 
 def invoke(args: list[str]) -> tuple[int, str]:

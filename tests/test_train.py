@@ -10,8 +10,8 @@ import torch
 from test_train_support import TINY_OVERRIDES, scenes
 
 from sim2real.config.train import ModelConfig
-from sim2real.train import checkpoint as ckpt
 from sim2real.taxonomy import CLASS_ID, VOID
+from sim2real.train import checkpoint as ckpt
 from sim2real.train.loop import ArrayData, TrainJob, batch_indices, class_weights, train
 from sim2real.train.models import create_model
 from sim2real.train.strategies import STRATEGIES, get_strategy, model_units

@@ -400,7 +400,7 @@ class Store:
             return con
 
     def _current_version(self, con: duckdb.DuckDBPyConnection) -> int:
-        has = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+        has = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'schema_version'"
                           ).fetchone()[0]
         if not has:
             return 0
@@ -479,6 +479,16 @@ class Store:
             raise StoreError(f"unknown store table {table!r}; choose one of {list(TABLES)}")
         where, params = ("WHERE run_id = ?", [run_id]) if run_id else ("", [])
         return int(self.query(f"SELECT count(*) AS n FROM {table} {where}", params)[0]["n"])
+
+    def counts(self, tables: list[str] | tuple[str, ...] | None = None, run_id: str | None = None) -> dict[str, int]:
+        """Rows per table (every table by default), read through one connection."""
+        tables = list(TABLES if tables is None else tables)
+        for table in tables:
+            if table not in TABLES:
+                raise StoreError(f"unknown store table {table!r}; choose one of {list(TABLES)}")
+        where, params = ("WHERE run_id = ?", [run_id]) if run_id else ("", [])
+        with self.connect(read_only=True) as con:
+            return {t: int(con.execute(f"SELECT count(*) FROM {t} {where}", params).fetchone()[0]) for t in tables}
 
     def latest_run(self, stage: str | None = None) -> str | None:
         where, params = ("WHERE stage = ?", [stage]) if stage else ("", [])
