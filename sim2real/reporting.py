@@ -18,10 +18,12 @@ Example:
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from sim2real.context import StepResult
 
-__all__ = ["FRACTION_STAGES", "HEADLINE", "MAX_DVC_METRICS", "dvc_metrics", "for_report", "is_miou_key"]
+__all__ = ["FRACTION_STAGES", "HEADLINE", "MAX_DVC_METRICS", "dvc_metrics", "for_report", "is_miou_key",
+           "metrics_in_points"]
 
 MAX_DVC_METRICS = 8
 # stages whose StepResult reports mIoU as a fraction in [0, 1] (the training loop's unit)
@@ -78,6 +80,12 @@ def _table_to_points(table: str) -> str:
                 cells[i] = format(100.0 * float(cells[i]), ".3g")
         out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out)
+
+
+def metrics_in_points(metrics: dict[str, Any]) -> dict[str, Any]:
+    """A training loop's metrics (mIoU as a fraction) with every numeric mIoU in points, for files a person reads."""
+    return {k: _points(v) if is_miou_key(k) and isinstance(v, int | float) and not isinstance(v, bool) else v
+            for k, v in metrics.items()}
 
 
 def for_report(stage: str, result: StepResult) -> StepResult:

@@ -125,8 +125,9 @@ class Stage:
 CORE_CODE = ("sim2real/config", "sim2real/shards.py", "sim2real/taxonomy.py", "sim2real/context.py")
 # code that only draws progress and never changes an output: editing it re-runs nothing
 DISPLAY_ONLY_CODE = ("sim2real/progress.py",)
-# what training runs: the loop, models, checkpoints, online augmentation (and its preview grid)
-_TRAIN_CODE = ("sim2real/train", "sim2real/augment.py", "sim2real/previews.py")
+# what training runs: the loop, models, checkpoints, online augmentation (and its preview grid), the unit of
+# its metrics files
+_TRAIN_CODE = ("sim2real/train", "sim2real/augment.py", "sim2real/previews.py", "sim2real/reporting.py")
 # the label-budget runs: training, the N-image draw, scoring on real val and test
 _LABEL_BUDGET_CODE = ("sim2real/label_budget/runs.py", "sim2real/label_budget/__init__.py", *_TRAIN_CODE,
                       "sim2real/real/fewshot.py", "sim2real/evaluate/predict.py", "sim2real/evaluate/metrics.py")

@@ -38,6 +38,9 @@ def test_pretrained_model_outputs(trained) -> None:
     r = results["pretrained_model"]
     # the checkpoint keeps the loop's fraction; the stage reports mIoU points (one unit everywhere)
     assert r.metrics["real_miou"] == pytest.approx(100 * info["metrics"]["val/real_miou"], abs=1e-3)
+    on_disk = json.loads((out / "metrics.json").read_text())  # the file a person opens: points too
+    assert on_disk["real_miou"] == pytest.approx(r.metrics["real_miou"], abs=1e-3)
+    assert on_disk["best_metric"] == pytest.approx(100 * info["metrics"]["best_metric"], abs=1e-3)
     assert (root / r.plots["pretraining curves (none)"]).exists()
     assert (out / "dvclive" / "plots" / "metrics" / "val" / "real_miou.tsv").exists()
     assert not list(out.glob("*.partial")) and not (out.parent / ".none.partial").exists()
@@ -56,6 +59,10 @@ def test_finetuned_model_per_seed(trained) -> None:
         assert b["real_images_seen"] == 32 and b["synthetic_images_seen"] == 48
     m = results["finetuned_model"].metrics
     assert m["seeds"] == 2 and 0 <= m["real_val_miou_mean"] <= 100  # points, like every report
+    on_disk = json.loads((out / "metrics.json").read_text())
+    assert on_disk["real_val_miou_mean"] == pytest.approx(m["real_val_miou_mean"], abs=1e-3)
+    seed0 = json.loads((out / "seed-0" / "metrics.json").read_text())
+    assert seed0["real_miou"] == pytest.approx(m["real_val_miou_seed0"], abs=1e-3)
     assert {"real_val_miou_seed0", "real_val_miou_seed1", "real_val_miou_std"} <= set(m)
     assert (root / results["finetuned_model"].plots["finetuned_model curves"]).exists()
 

@@ -36,6 +36,7 @@ import torch
 from sim2real.config import Config
 from sim2real.context import StageContext, StepResult, markdown_table
 from sim2real.previews import pyplot
+from sim2real.reporting import metrics_in_points
 from sim2real.shards import replace_dir
 from sim2real.train import checkpoint as ckpt
 from sim2real.train.loop import ArrayData, TrainJob, TrainResult, dist_info, train, write_live
@@ -208,7 +209,9 @@ def finish_run(run_dir: Path, result: TrainResult, budget: dict[str, Any], title
     metrics = {"best_step": result.best_step, "steps": result.steps_done,
                **{k.replace("val/", "").replace("/", "_"): v for k, v in state.get("metrics", {}).items()
                   if "_iou/" not in k}, **budget}
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1, sort_keys=True, default=float))
+    # metrics.json is read by people (mIoU in points, like every report); done.json keeps the loop's fractions
+    (run_dir / "metrics.json").write_text(json.dumps(metrics_in_points(metrics), indent=1, sort_keys=True,
+                                                     default=float))
     plot_curves({"": result.history}, run_dir / "curves.png", title=title)
     for name in ("best.pt", "last.pt"):
         (run_dir / name).unlink(missing_ok=True)
@@ -353,7 +356,7 @@ def _per_seed(cfg: Config, ctx: StageContext, make_model, job_for_seed, train_se
     }
     for seed, m in per_seed.items():
         summary[f"real_val_miou_seed{seed}"] = float(m.get("real_miou", np.nan))
-    (work / "metrics.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
+    (work / "metrics.json").write_text(json.dumps(metrics_in_points(summary), indent=1, sort_keys=True))
     plot_curves(histories, work / "curves.png", title=ctx.stage)
     # all seeds in one DVCLive folder: one fixed plots path for dvc.yaml whatever finetune.seeds is
     write_live(work / "dvclive", {k.replace(" ", "-"): v for k, v in histories.items()})
