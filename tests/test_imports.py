@@ -7,6 +7,7 @@ ties two modules together). No package is exempt, the scene generator (`sim2real
 from __future__ import annotations
 
 import ast
+from functools import cache
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,6 +31,7 @@ def _resolve(importer: str, node: ast.ImportFrom) -> str:
     return ".".join([*base, node.module] if node.module else base)
 
 
+@cache  # every test walks the same files: parse each once per session
 def _imports(name: str) -> list[tuple[str, str | None, int]]:
     """(imported module, imported name or None, line) for every import statement in a module."""
     tree = ast.parse(MODULES[name].read_text(), filename=str(MODULES[name]))
