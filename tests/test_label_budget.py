@@ -176,6 +176,8 @@ def test_quick_label_budget_end_to_end_and_one_n_reruns_alone(repro_project: Pat
     ro = json.loads((root / "data/label_budget_real_only/n-2/seed-0/run.json").read_text())
     assert ro["steps"] >= syn["total_steps"] == syn["pretrain_steps"] + syn["finetune_steps"]
     assert len(syn["picks"]) == 2 and syn["picks"] == ro["picks"]
+    # the loss of each arm and of the pretraining behind the synthetic one are on record
+    assert syn["class_balance"] == ro["class_balance"] == 0.0 and syn["pretrain_class_balance"] == 0.0
 
     import duckdb
 

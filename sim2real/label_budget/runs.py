@@ -132,7 +132,8 @@ def run_arm(arm: str, cfg: Config, ctx: StageContext, point: RunPoint, model: An
     scores = {"arm": arm, **budget, "best_step": metrics["best_step"],
               "val": score(best, point.splits["val"], device, cfg.evaluate.batch_size),
               "test": score(best, point.splits["test"], device, cfg.evaluate.batch_size)}
-    write_json(work / "run.json", {**scores, **extra, "picks": point.picks, "pool_size": point.pool_size})
+    write_json(work / "run.json", {**scores, **extra, "class_balance": job.class_balance, "picks": point.picks,
+                                   "pool_size": point.pool_size})
     (work / "fingerprint.txt").unlink(missing_ok=True)
     replace_dir(work, out)
     row = {"arm": arm, "N": point.n, "seed": point.seed, "steps": scores["steps"], "best step": scores["best_step"],
@@ -180,7 +181,10 @@ def label_budget_synthetic(cfg: Config, ctx: StageContext) -> StepResult:
                     synthetic_mix=ft.synthetic_mix, **_common(cfg, point, point.finetune_steps, mix))
     return run_arm("synthetic", cfg, ctx, point, model, job,
                    {"style_method": cfg.style.method, "source_checkpoint_sha": pre_sha,
-                    "synthetic_mix": ft.synthetic_mix}, mix)
+                    "synthetic_mix": ft.synthetic_mix,
+                    # the recipe that made the start weights (which change bought what)
+                    "pretrain_class_balance": float(info.get("params", {}).get("pretrain", {}).get("class_balance", 0.0))},
+                   mix)
 
 
 def label_budget_real_only(cfg: Config, ctx: StageContext) -> StepResult:
