@@ -142,11 +142,21 @@ def sample_scene(cfg: SyntheticConfig, seed: int, domain: str = "synthetic") -> 
     k = domain_config(cfg, domain)
     s = _Sampler(seed, PALETTES[domain], jitter=0.0)
     s.jitter = s.u(k.palette_jitter)
-
+    # the draw order is part of the determinism contract: camera, street, light, sky, sensor, facades, objects
     cam = {"height": _r(s.u(k.camera_height_m)), "pitch": _r(s.u(k.camera_pitch_deg)),
            "roll": _r(s.u(k.camera_roll_deg) * (1 if s.p(0.5) else -1)),
            "yaw": _r(s.u(k.camera_yaw_deg) * (1 if s.p(0.5) else -1)), "hfov": _r(s.u(k.camera_hfov_deg))}
+    street, sides = _sample_street(k, s)
+    light, sky, sensor = _sample_light(k, s)
+    scenery = _sample_scenery(k, s, sides)
+    objects = _sample_objects(k, s, street)
+    return {"seed": int(seed), "domain": domain, "camera": cam, "street": street, "light": light, "sky": sky,
+            "sensor": sensor, **scenery, "objects": objects}
 
+
+def _sample_street(k: SyntheticConfig, s: _Sampler) -> tuple[dict[str, Any], tuple[tuple[int, float, float], ...]]:
+    """Road, kerbs, pavements, markings and their colours and textures; and per side of the street
+    (side, road edge, pavement width) unrounded, where the facades stand."""
     road_w = s.u(k.road_width_m)
     offset = s.u(k.road_offset_m)
     # the camera drives on the road: keep it inside the kerbs
@@ -154,7 +164,8 @@ def sample_scene(cfg: SyntheticConfig, seed: int, domain: str = "synthetic") -> 
     left_edge, right_edge = offset - road_w / 2, offset + road_w / 2
     pave_l, pave_r = s.u(k.pavement_width_m), s.u(k.pavement_width_m)
     kerb = s.u(k.kerb_width_m)
-    street = {
+    sides = ((-1, left_edge, pave_l), (1, right_edge, pave_r))
+    return {
         "road_width": _r(road_w), "offset": _r(offset), "left_edge": _r(left_edge), "right_edge": _r(right_edge),
         "pave_left": _r(pave_l), "pave_right": _r(pave_r), "kerb": _r(kerb),
         "markings": int(s.p(k.lane_marking_p)), "marking_style": int(s.rng.integers(3)),
@@ -165,8 +176,11 @@ def sample_scene(cfg: SyntheticConfig, seed: int, domain: str = "synthetic") -> 
         "pave_tile": _r(s.u((0.3, 0.9))), "tex_seed": s.seed(), "tex_strength": _r(s.u(k.texture_strength)),
         "photo": int(s.p(k.photo_texture_p)), "photo_id": s.seed(),
         "verge": int(s.p(0.3)),  # grass behind the pavement (CamVid labels it Tree) vs more paving
-    }
+    }, sides
 
+
+def _sample_light(k: SyntheticConfig, s: _Sampler) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(light, sky, sensor): sun or overcast, the sky gradient and clouds, the camera's sensor."""
     sunny = s.p(k.sunny_p)
     light = {"sunny": int(sunny), "elev": _r(s.u(k.sun_elevation_deg) if sunny else 75.0),
              "azim": _r(s.u((-180.0, 180.0))),
@@ -183,32 +197,21 @@ def sample_scene(cfg: SyntheticConfig, seed: int, domain: str = "synthetic") -> 
               "saturation": _r(s.u(k.saturation)), "vignette": _r(s.u(k.vignette)),
               "noise": _r(s.u(k.noise_std)), "blur": _r(s.u(k.blur_sigma)),
               "jpeg": s.i(k.jpeg_quality), "seed": s.seed()}
+    return light, sky, sensor
 
+
+def _sample_scenery(k: SyntheticConfig, s: _Sampler, sides: tuple[tuple[int, float, float], ...]
+                    ) -> dict[str, Any]:
+    """What lines the street: facade segments (buildings, tree rows, gaps), backdrops, far wall, horizon."""
     facades, backdrops = [], []
     far_z = s.u((60.0, 180.0)) if s.p(k.far_wall_p) else None
     end_z = far_z if far_z is not None else 260.0
-    for side, edge, pave in ((-1, left_edge, pave_l), (1, right_edge, pave_r)):
+    for side, edge, pave in sides:
         base_x = edge + side * (pave + s.u(k.facade_setback_m))
         z = -4.0
         while z < end_z:
             length = s.u(k.segment_length_m)
-            r = s.rng.random()
-            kind = "building" if r < k.building_p else ("trees" if r < k.building_p + k.tree_row_p else "gap")
-            seg = {"side": side, "z0": _r(z), "z1": _r(min(z + length, end_z)), "kind": kind,
-                   "x": _r(base_x + side * s.u((0.0, 1.5))), "seed": s.seed()}
-            if kind == "building":
-                seg.update(height=_r(s.u(k.building_height_m)), color=s.color("building"),
-                           window=s.color("window", 0.05), floor_h=_r(s.u((2.8, 3.6))),
-                           win_spacing=_r(s.u((1.6, 3.6))), win_w=_r(s.u((0.3, 0.7))), win_h=_r(s.u((0.35, 0.65))),
-                           shop=int(s.p(0.45)), shop_color=s.color("building", 0.1),
-                           tex=_r(s.u(k.texture_strength)), photo=int(s.p(k.photo_texture_p)))
-            elif kind == "trees":
-                bare = s.p(0.45)  # CamVid is winter: many leafless trees
-                seg.update(height=_r(s.u((4.0, 14.0))), color=s.color("bare" if bare else "foliage"),
-                           bare=int(bare), tex=_r(s.u(k.texture_strength)))
-            else:  # a gap: low wall / fence panels sometimes
-                seg.update(height=_r(s.u((1.0, 2.0)) if s.p(0.4) else 0.0), color=s.color("fence"))
-            facades.append(seg)
+            facades.append(_facade_segment(k, s, side, base_x, z, min(z + length, end_z)))
             z += length
         if s.p(k.backdrop_p):
             kind = "trees" if s.p(0.55) else "building"
@@ -221,71 +224,117 @@ def sample_scene(cfg: SyntheticConfig, seed: int, domain: str = "synthetic") -> 
                     "window": s.color("window", 0.05), "seed": s.seed(), "kind": "building" if s.p(0.75) else "trees"}
     horizon_band = {"height": _r(s.u((3.0, 14.0))), "seed": s.seed(), "tree_frac": _r(s.u((0.2, 0.8))),
                     "color": s.color("building"), "tree_color": s.color("foliage")} if s.p(0.7) else None
+    return {"facades": facades, "backdrops": backdrops, "far_wall": far_wall, "horizon_band": horizon_band}
 
-    objects = _sample_objects(k, s, street)
-    return {"seed": int(seed), "domain": domain, "camera": cam, "street": street, "light": light, "sky": sky,
-            "sensor": sensor, "facades": facades, "backdrops": backdrops, "far_wall": far_wall,
-            "horizon_band": horizon_band, "objects": objects}
+
+def _facade_segment(k: SyntheticConfig, s: _Sampler, side: int, base_x: float, z0: float, z1: float
+                    ) -> dict[str, Any]:
+    """One segment along the street: a building, a row of trees, or a gap (sometimes a wall or fence)."""
+    r = s.rng.random()
+    kind = "building" if r < k.building_p else ("trees" if r < k.building_p + k.tree_row_p else "gap")
+    seg = {"side": side, "z0": _r(z0), "z1": _r(z1), "kind": kind,
+           "x": _r(base_x + side * s.u((0.0, 1.5))), "seed": s.seed()}
+    if kind == "building":
+        seg.update(height=_r(s.u(k.building_height_m)), color=s.color("building"),
+                   window=s.color("window", 0.05), floor_h=_r(s.u((2.8, 3.6))),
+                   win_spacing=_r(s.u((1.6, 3.6))), win_w=_r(s.u((0.3, 0.7))), win_h=_r(s.u((0.35, 0.65))),
+                   shop=int(s.p(0.45)), shop_color=s.color("building", 0.1),
+                   tex=_r(s.u(k.texture_strength)), photo=int(s.p(k.photo_texture_p)))
+    elif kind == "trees":
+        bare = s.p(0.45)  # CamVid is winter: many leafless trees
+        seg.update(height=_r(s.u((4.0, 14.0))), color=s.color("bare" if bare else "foliage"),
+                   bare=int(bare), tex=_r(s.u(k.texture_strength)))
+    else:  # a gap: low wall / fence panels sometimes
+        seg.update(height=_r(s.u((1.0, 2.0)) if s.p(0.4) else 0.0), color=s.color("fence"))
+    return seg
 
 
 def _free(placed: list[tuple[float, float, float, float]], x0: float, x1: float, z0: float, z1: float) -> bool:
     return all(x1 <= a0 or x0 >= a1 or z1 <= b0 or z0 >= b1 for a0, a1, b0, b1 in placed)
 
 
-def _sample_objects(k: SyntheticConfig, s: _Sampler, st: dict[str, Any]) -> list[dict[str, Any]]:
-    """Objects with layout rules; footprints never overlap."""
-    lo, hi = k.object_distance_m
-    le, re, kerb = st["left_edge"], st["right_edge"], st["kerb"]
-    placed: list[tuple[float, float, float, float]] = [(-0.9, 0.9, -3.0, 3.5)]  # our own car
-    objs: list[dict[str, Any]] = []
+class _Placer:
+    """Where objects may stand: footprints never overlap; lanes, kerbs and pavements of one street."""
 
-    # poles, pedestrians and cars reach further down the street (CamVid: many small, distant ones)
-    far = (lo * 1.5, hi * 1.25)
+    def __init__(self, k: SyntheticConfig, s: _Sampler, st: dict[str, Any]):
+        self.s, self.st = s, st
+        self.lo, self.hi = k.object_distance_m
+        self.le, self.re, self.kerb = st["left_edge"], st["right_edge"], st["kerb"]
+        self.placed: list[tuple[float, float, float, float]] = [(-0.9, 0.9, -3.0, 3.5)]  # our own car
+        # poles, pedestrians and cars reach further down the street (CamVid: many small, distant ones)
+        self.far = (self.lo * 1.5, self.hi * 1.25)
+        self.lanes = [st["offset"] - st["road_width"] / 4, st["offset"] + st["road_width"] / 4]
 
-    def place(w: float, length: float, xfn, tries: int = 12, zr: tuple[float, float] = (lo, hi)
+    def place(self, w: float, length: float, xfn, tries: int = 12, zr: tuple[float, float] | None = None
               ) -> tuple[float, float] | None:
+        zr = zr or (self.lo, self.hi)
         for _ in range(tries):
-            x, z = xfn(), s.logu(*zr)
-            if _free(placed, x - w / 2, x + w / 2, z - length / 2, z + length / 2):
-                placed.append((x - w / 2, x + w / 2, z - length / 2, z + length / 2))
+            x, z = xfn(), self.s.logu(*zr)
+            if _free(self.placed, x - w / 2, x + w / 2, z - length / 2, z + length / 2):
+                self.placed.append((x - w / 2, x + w / 2, z - length / 2, z + length / 2))
                 return x, z
         return None
 
-    def pave_x(margin: float = 0.3) -> float:
+    def pave_x(self, margin: float = 0.3) -> float:
+        s, st = self.s, self.st
         side = -1 if s.p(0.5) else 1
-        edge, pave = (le, st["pave_left"]) if side < 0 else (re, st["pave_right"])
-        return edge + side * (kerb + margin + s.rng.random() * max(pave - kerb - 2 * margin, 0.05))
+        edge, pave = (self.le, st["pave_left"]) if side < 0 else (self.re, st["pave_right"])
+        return edge + side * (self.kerb + margin + s.rng.random() * max(pave - self.kerb - 2 * margin, 0.05))
 
-    def kerb_x(inset: float) -> float:
-        return le + inset if s.p(0.5) else re - inset
+    def kerb_x(self, inset: float) -> float:
+        return self.le + inset if self.s.p(0.5) else self.re - inset
 
-    lanes = [st["offset"] - st["road_width"] / 4, st["offset"] + st["road_width"] / 4]
+
+def _sample_objects(k: SyntheticConfig, s: _Sampler, st: dict[str, Any]) -> list[dict[str, Any]]:
+    """Objects with layout rules, class by class in a fixed draw order; footprints never overlap."""
+    at = _Placer(k, s, st)
+    return [*_cars(k, s, at), *_people(k, s, at), *_street_furniture(k, s, at), *_fences(k, s, at)]
+
+
+def _cars(k: SyntheticConfig, s: _Sampler, at: _Placer) -> list[dict[str, Any]]:
+    """Cars and vans, driving in a lane or parked at a kerb."""
+    objs = []
     for _ in range(s.i(k.num_cars)):
         w, h, length = s.u((1.65, 1.95)), s.u((1.35, 1.65)), s.u((3.8, 4.9))
         if s.p(0.12):  # van
             h, length = s.u((1.9, 2.5)), s.u((4.8, 6.0))
         parked = s.p(0.5)
-        xfn = (lambda w=w: kerb_x(w / 2 + 0.15)) if parked else (lambda: lanes[int(s.rng.integers(2))] + s.u((-0.4, 0.4)))
-        pos = place(w, length + 0.8, xfn, zr=far)
+        xfn = (lambda w=w: at.kerb_x(w / 2 + 0.15)) if parked else \
+            (lambda: at.lanes[int(s.rng.integers(2))] + s.u((-0.4, 0.4)))
+        pos = at.place(w, length + 0.8, xfn, zr=at.far)
         if pos:
             objs.append({"cls": "Car", "x": _r(pos[0]), "z": _r(pos[1]), "w": _r(w), "h": _r(h), "l": _r(length),
                          "color": s.color("car", 0.05), "cabin": _r(s.u((0.45, 0.6))), "seed": s.seed()})
+    return objs
+
+
+def _people(k: SyntheticConfig, s: _Sampler, at: _Placer) -> list[dict[str, Any]]:
+    """Pedestrians on the pavements (some crossing) and bicyclists near the kerb."""
+    objs = []
     for _ in range(s.i(k.num_pedestrians)):
         crossing = s.p(0.15)
-        xfn = (lambda: s.u((le + 0.5, re - 0.5))) if crossing else pave_x
-        pos = place(0.5, 0.5, xfn, zr=far)
+        xfn = (lambda: s.u((at.le + 0.5, at.re - 0.5))) if crossing else at.pave_x
+        pos = at.place(0.5, 0.5, xfn, zr=at.far)
         if pos:
             objs.append({"cls": "Pedestrian", "x": _r(pos[0]), "z": _r(pos[1]), "h": _r(s.u((1.5, 1.92))),
                          "w": _r(s.u((0.4, 0.55))), "stride": _r(s.u((0.0, 0.35))), "top": s.color("clothes"),
                          "legs": s.color("clothes"), "skin": s.color("skin", 0.03), "seed": s.seed()})
     for _ in range(s.i(k.num_bicyclists)):
-        pos = place(0.7, 1.9, lambda: kerb_x(s.u((0.6, 1.4))))
+        pos = at.place(0.7, 1.9, lambda: at.kerb_x(s.u((0.6, 1.4))))
         if pos:
             objs.append({"cls": "Bicyclist", "x": _r(pos[0]), "z": _r(pos[1]), "h": _r(s.u((1.6, 1.85))),
                          "top": s.color("clothes"), "legs": s.color("clothes"), "skin": s.color("skin", 0.03),
                          "bike": s.color("pole"), "seed": s.seed()})
+    return objs
+
+
+def _street_furniture(k: SyntheticConfig, s: _Sampler, at: _Placer) -> list[dict[str, Any]]:
+    """Poles and bollards, signs and traffic lights, trees: on the pavement edge."""
+    objs = []
+    kerb = at.kerb
     for _ in range(s.i(k.num_poles)):
-        pos = place(0.3, 0.3, lambda: pave_x(0.25) if s.p(0.3) else kerb_x(-(kerb + s.u((0.2, 0.5)))), zr=far)
+        pos = at.place(0.3, 0.3, lambda: at.pave_x(0.25) if s.p(0.3) else at.kerb_x(-(kerb + s.u((0.2, 0.5)))),
+                       zr=at.far)
         if pos:
             bollard = s.p(0.4)  # bollards and short posts: CamVid's poles are mostly small fragments
             objs.append({"cls": "Pole", "x": _r(pos[0]), "z": _r(pos[1]),
@@ -293,7 +342,7 @@ def _sample_objects(k: SyntheticConfig, s: _Sampler, st: dict[str, Any]) -> list
                          "r": _r(s.u((0.06, 0.12)) if bollard else s.u((0.03, 0.08))),
                          "arm": int(not bollard and s.p(0.3)), "color": s.color("pole"), "seed": s.seed()})
     for _ in range(s.i(k.num_signs)):
-        pos = place(0.4, 0.4, lambda: kerb_x(-(kerb + s.u((0.2, 0.7)))))
+        pos = at.place(0.4, 0.4, lambda: at.kerb_x(-(kerb + s.u((0.2, 0.7)))))
         if pos:
             light = s.p(0.3)
             objs.append({"cls": "SignSymbol", "x": _r(pos[0]), "z": _r(pos[1]), "pole_h": _r(s.u((2.0, 3.6))),
@@ -301,18 +350,24 @@ def _sample_objects(k: SyntheticConfig, s: _Sampler, st: dict[str, Any]) -> list
                          "color": s.color("sign", 0.03), "color2": s.color("sign", 0.03),
                          "pole_color": s.color("pole"), "seed": s.seed()})
     for _ in range(s.i(k.num_trees)):
-        pos = place(1.0, 1.0, lambda: pave_x(0.5))
+        pos = at.place(1.0, 1.0, lambda: at.pave_x(0.5))
         if pos:
             bare = s.p(0.5)
             objs.append({"cls": "Tree", "x": _r(pos[0]), "z": _r(pos[1]), "trunk_h": _r(s.u((2.0, 4.5))),
                          "trunk_r": _r(s.u((0.1, 0.25))), "crown_w": _r(s.u((1.5, 4.5))),
                          "crown_h": _r(s.u((2.0, 5.5))), "bare": int(bare),
                          "color": s.color("bare" if bare else "foliage"), "seed": s.seed()})
+    return objs
+
+
+def _fences(k: SyntheticConfig, s: _Sampler, at: _Placer) -> list[dict[str, Any]]:
+    """A fence along each pavement, sometimes."""
+    objs = []
     for side in (-1, 1):
         if s.p(k.fence_p):
-            edge = le if side < 0 else re
+            edge = at.le if side < 0 else at.re
             z0 = s.u((-4.0, 20.0))
-            objs.append({"cls": "Fence", "side": side, "x": _r(edge + side * (kerb + s.u((0.2, 0.5)))),
+            objs.append({"cls": "Fence", "side": side, "x": _r(edge + side * (at.kerb + s.u((0.2, 0.5)))),
                          "z0": _r(z0), "z1": _r(z0 + s.u((15.0, 80.0))), "h": _r(s.u((1.0, 1.8))),
                          "bar": _r(s.u((0.1, 0.25))), "color": s.color("fence"), "seed": s.seed(),
                          # solid share of each bar period: railings to close-boarded panels (CamVid labels
