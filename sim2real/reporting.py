@@ -92,7 +92,7 @@ def for_report(stage: str, result: StepResult) -> StepResult:
     """`result` with every mIoU in points (converted once, for the stages that report fractions)."""
     if stage not in FRACTION_STAGES or result.extra.get("miou_unit") == "points":
         return result
-    result.metrics = {k: _points(v) if is_miou_key(k) else v for k, v in result.metrics.items()}
+    result.metrics = metrics_in_points(result.metrics)
     result.tables = {title.replace("(fraction)", "(points)"): _table_to_points(t) for title, t in result.tables.items()}
     result.extra = {**result.extra, "miou_unit": "points"}
     return result

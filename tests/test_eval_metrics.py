@@ -35,6 +35,7 @@ def test_confusion_matrix_by_hand_void_absent_and_prediction_only_classes() -> N
     s = summarize(cm)
     rows = s.class_rows(("a", "b", "c", "d", "e"))
     assert rows[4]["iou"] is None and rows[4]["present"] is False
+    assert rows[0]["iou"] == pytest.approx(100 * s.iou[0]), "the store's unit: points"
     assert rows[3] == {"class_id": 3, "class_name": "d", "iou": 0.0, "present": True, "tp": 0, "fp": 1, "fn": 0}
     assert s.class_accuracy[0] == pytest.approx(0.5) and math.isnan(s.class_accuracy[3])
 

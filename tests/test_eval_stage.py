@@ -166,8 +166,8 @@ def test_headline_numbers_follow_from_the_stored_mious(chain) -> None:
     run_id = result.extra["run_id"]
 
     def miou(model_id: str, split: str, adaptation: str = "none") -> float:
-        return 100 * store.query("SELECT value FROM metrics WHERE run_id=? AND model_id=? AND split=? "
-                                 "AND adaptation=? AND name='miou'", [run_id, model_id, split, adaptation])[0]["value"]
+        return store.query("SELECT value FROM metrics WHERE run_id=? AND model_id=? AND split=? "
+                           "AND adaptation=? AND name='miou'", [run_id, model_id, split, adaptation])[0]["value"]
 
     head = {(r["figure"], r["split"]): r for r in store.query("SELECT * FROM headline WHERE run_id=?", [run_id])}
     gap = miou("source_only/none", "synthetic/val") - miou("source_only/none", "real/val")

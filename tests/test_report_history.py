@@ -11,7 +11,7 @@ from sim2real.evaluate.store import RunRows, Store
 def _run(run_id: str, n: int, ft: float, ro: float, gap: float) -> RunRows:
     models = [{"model_id": "finetuned/seed-0", "kind": "finetuned", "few_shot": n},
               {"model_id": "real_only/seed-0", "kind": "real_only", "few_shot": n}]
-    metrics = [{"model_id": m, "split": "real/val", "adaptation": "none", "name": "miou", "value": v}
+    metrics = [{"model_id": m, "split": "real/val", "adaptation": "none", "name": "miou", "value": 100 * v}
                for m, v in (("finetuned/seed-0", ft), ("real_only/seed-0", ro))]
     headline = [{"figure": "domain_gap", "split": "real/val", "value": gap, "n": 1, "note": ""},
                 {"figure": "finetuned_miou", "split": "real/val", "value": 100 * ft, "n": 1, "note": ""}]

@@ -187,6 +187,27 @@ def test_migrations_apply_once_and_newer_files_are_refused(tmp_path: Path, monke
         Store(path).count("runs")
 
 
+def test_version_3_file_with_fractions_migrates_to_points_once(tmp_path: Path, monkeypatch) -> None:
+    """Schema 4 keeps one unit: a store written in fractions (schema 3) is converted on first open, once."""
+    path = tmp_path / "s.duckdb"
+    with monkeypatch.context() as m:
+        m.setattr(S, "MIGRATIONS", S.MIGRATIONS[:3])
+        m.setattr(S, "SCHEMA_VERSION", 3)
+        old = _rows("r1")
+        old.tables["metrics"] = [{"model_id": "m", "split": "real/val", "adaptation": "none", "name": n, "value": v}
+                                 for n, v in (("miou", 0.431), ("pixel_accuracy", 0.9), ("images", 101.0))]
+        old.tables["hard_samples"] = [{"model_id": "m", "split": "real/val", "rank": 1, "sample_index": 3,
+                                       "sample_name": "a", "loss": 2.5, "miou": 0.25, "pixel_accuracy": 0.5}]
+        Store(path).write_run(old)
+    for _ in range(2):  # a second open must not convert again
+        st = Store(path)
+        assert {r["name"]: r["value"] for r in st.query("SELECT name, value FROM metrics")} == pytest.approx(
+            {"miou": 43.1, "pixel_accuracy": 90.0, "images": 101.0})
+        assert st.query("SELECT iou FROM class_iou WHERE class_id = 0")[0]["iou"] == pytest.approx(50.0)
+        assert st.query("SELECT loss, miou, pixel_accuracy FROM hard_samples")[0] == pytest.approx(
+            {"loss": 2.5, "miou": 25.0, "pixel_accuracy": 50.0})
+
+
 def test_store_path_resolution(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delenv("SIM2REAL_STORE", raising=False)
     assert resolve_store_path("data/store/x.duckdb", tmp_path) == tmp_path / "data/store/x.duckdb"

@@ -76,8 +76,7 @@ def gap_main(store: Path | None, run_id: str | None) -> str:
         table: dict[str, dict] = {}
         for s in scores:
             key = s["model_id"] + ("" if s["adaptation"] == "none" else f" +{s['adaptation']}")
-            table.setdefault(key, {"model": key})[s["split"]] = (100 * s["value"] if s["value"] is not None
-                                                                 else None)
+            table.setdefault(key, {"model": key})[s["split"]] = s["value"]
         lines += ["", "mIoU (%) per model and split:", markdown_table(list(table.values()), ".1f")]
     if run.get("note"):
         lines += ["", f"WARNING: {run['note']}"]
@@ -178,7 +177,7 @@ def _checkpoint_row(model_id: str, checkpoint: Path, sha: str, info: dict[str, A
 def _summary(head: str, result: EvalResult, tail: str) -> str:
     """mIoU, pixel accuracy, loss and the per-class IoU table, between a head and a tail line."""
     s = result.scores
-    classes = [{"class": r["class_name"], "IoU %": 100 * r["iou"] if r["iou"] is not None else None,
+    classes = [{"class": r["class_name"], "IoU %": r["iou"],
                 "present": "yes" if r["present"] else "absent"} for r in s.class_rows()]
     lines = [head, f"mIoU {100 * s.miou:.2f}  pixel accuracy {100 * s.pixel_accuracy:.2f}  "
                    f"mean loss {result.mean_loss:.3f}  ({int(np.isfinite(s.iou).sum())} classes present)",

@@ -78,8 +78,8 @@ def hard_sample_rows(hard: np.ndarray, names: list[str], props: dict[str, np.nda
         present = [c for c in CLASSES if props.get(f"frac_{c}") is not None and props[f"frac_{c}"][i] >= PRESENCE_MIN]
         rows.append({
             "rank": rank, "sample_index": int(i), "sample_name": names[i] if i < len(names) else str(i),
-            "loss": float(props["loss"][i]), "miou": float(props["miou"][i]),
-            "pixel_accuracy": float(props["pixel_accuracy"][i]),
+            "loss": float(props["loss"][i]), "miou": 100 * float(props["miou"][i]),
+            "pixel_accuracy": 100 * float(props["pixel_accuracy"][i]),
             "brightness": float(props["brightness"][i]), "contrast": float(props["contrast"][i]),
             "edge_density": float(props["edge_density"][i]),
             "sky_fraction": float(props.get("sky_fraction", np.full(i + 1, np.nan))[i]),

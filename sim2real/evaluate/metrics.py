@@ -110,14 +110,14 @@ class SegScores:
         return np.isfinite(self.iou)
 
     def class_rows(self, names: tuple[str, ...] = CLASSES) -> list[dict]:
-        """One dict per class (NaN IoU -> None, 'absent' flag) for tables and the store."""
+        """One dict per class (IoU in points; NaN -> None, 'absent' flag) for tables and the store."""
         cm = self.matrix
         tp = np.diag(cm)
         rows = []
         for c, name in enumerate(names[: len(self.iou)]):
             present = bool(np.isfinite(self.iou[c]))
             rows.append({"class_id": c, "class_name": name,
-                         "iou": float(self.iou[c]) if present else None, "present": present,
+                         "iou": 100 * float(self.iou[c]) if present else None, "present": present,
                          "tp": int(tp[c]), "fp": int(cm[:, c].sum() - tp[c]),
                          "fn": int(cm[c, :].sum() - tp[c])})
         return rows

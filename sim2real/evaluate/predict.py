@@ -35,9 +35,9 @@ class EvalResult:
         return float(finite.mean()) if len(finite) else float("nan")
 
     def metric_rows(self) -> list[dict]:
-        """Rows for the store's `metrics` table (without run/model/split keys)."""
-        return [{"name": "miou", "value": self.scores.miou},
-                {"name": "pixel_accuracy", "value": self.scores.pixel_accuracy},
+        """Rows for the store's `metrics` table (without run/model/split keys); mIoU and accuracy in points."""
+        return [{"name": "miou", "value": 100 * self.scores.miou},
+                {"name": "pixel_accuracy", "value": 100 * self.scores.pixel_accuracy},
                 {"name": "mean_loss", "value": self.mean_loss},
                 {"name": "images", "value": float(len(self.losses))},
                 {"name": "present_classes", "value": float(self.scores.present.sum())}]

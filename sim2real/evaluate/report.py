@@ -247,7 +247,7 @@ def few_shot_rows(store: Store, run: RunRows) -> list[dict]:
     out: dict[tuple[str, int], list[float]] = {}
     for p in pts:
         if p["value"] is not None and math.isfinite(p["value"]):
-            out.setdefault((p["kind"], int(p["few_shot"] or 0)), []).append(100 * float(p["value"]))
+            out.setdefault((p["kind"], int(p["few_shot"] or 0)), []).append(float(p["value"]))
     return [{"kind": k, "few_shot": n, "mean": float(np.mean(v)), "std": float(np.std(v)), "n": len(v)}
             for (k, n), v in sorted(out.items())]
 

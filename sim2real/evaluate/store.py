@@ -85,7 +85,7 @@ TABLES: dict[str, tuple[str, list[Column]]] = {
         ("split", "VARCHAR", "synthetic/val, styled/<method>/val, real/val, real/test, or a folder's split"),
         ("adaptation", "VARCHAR", "none | adabn | reverse_<method> (test-time baselines)"),
         ("name", "VARCHAR", "miou | pixel_accuracy | mean_loss | images | present_classes"),
-        ("value", "DOUBLE", "fractions in [0, 1] (mIoU 0.43 = 43 mIoU points); NULL when undefined"),
+        ("value", "DOUBLE", "miou and pixel_accuracy in points (0..100); NULL when undefined"),
     ]),
     "class_iou": ("Per-class IoU. Key: (run_id, model_id, split, adaptation, class_id).", [
         ("run_id", "VARCHAR", ""),
@@ -94,7 +94,7 @@ TABLES: dict[str, tuple[str, list[Column]]] = {
         ("adaptation", "VARCHAR", ""),
         ("class_id", "INTEGER", "0..10 (CamVid 11-class taxonomy; void never appears)"),
         ("class_name", "VARCHAR", ""),
-        ("iou", "DOUBLE", "TP/(TP+FP+FN); NULL when the class is absent from truth AND prediction"),
+        ("iou", "DOUBLE", "100 x TP/(TP+FP+FN), points; NULL when the class is absent from truth AND prediction"),
         ("present", "BOOLEAN", "false = absent from both (excluded from mIoU)"),
         ("tp", "BIGINT", "pixel counts (void pixels ignored)"),
         ("fp", "BIGINT", ""),
@@ -139,8 +139,8 @@ TABLES: dict[str, tuple[str, list[Column]]] = {
         ("sample_index", "INTEGER", "position in the split"),
         ("sample_name", "VARCHAR", "source file stem"),
         ("loss", "DOUBLE", "mean cross-entropy over non-void pixels"),
-        ("miou", "DOUBLE", "the image's own mIoU (classes present in it)"),
-        ("pixel_accuracy", "DOUBLE", ""),
+        ("miou", "DOUBLE", "the image's own mIoU in points (classes present in it)"),
+        ("pixel_accuracy", "DOUBLE", "points (0..100)"),
         ("brightness", "DOUBLE", "mean luma in [0, 1]"),
         ("contrast", "DOUBLE", "std of luma"),
         ("edge_density", "DOUBLE", "fraction of pixels with Sobel magnitude above threshold"),
@@ -211,6 +211,10 @@ MIGRATIONS: list[Migration] = [
     Migration(1, "initial schema", tuple(_create_sql(t) for t in TABLES if t != "label_budget")),
     Migration(2, "label-budget curve", (_create_sql("label_budget"),)),
     Migration(3, "root-cause checks", (_create_sql("root_causes"),)),
+    Migration(4, "one unit: mIoU, IoU and pixel accuracy in points everywhere (they were fractions)", (
+        "UPDATE metrics SET value = 100 * value WHERE name IN ('miou', 'pixel_accuracy')",
+        "UPDATE class_iou SET iou = 100 * iou",
+        "UPDATE hard_samples SET miou = 100 * miou, pixel_accuracy = 100 * pixel_accuracy")),
 ]
 SCHEMA_VERSION = max(m.version for m in MIGRATIONS)
 
@@ -475,10 +479,7 @@ class Store:
             return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
     def count(self, table: str, run_id: str | None = None) -> int:
-        if table not in TABLES:
-            raise StoreError(f"unknown store table {table!r}; choose one of {list(TABLES)}")
-        where, params = ("WHERE run_id = ?", [run_id]) if run_id else ("", [])
-        return int(self.query(f"SELECT count(*) AS n FROM {table} {where}", params)[0]["n"])
+        return self.counts([table], run_id)[table]
 
     def counts(self, tables: list[str] | tuple[str, ...] | None = None, run_id: str | None = None) -> dict[str, int]:
         """Rows per table (every table by default), read through one connection."""
