@@ -9,10 +9,14 @@ processes hits every arm alike):
 - training images/s of the default model (DeepLabV3+ / tu-efficientnet_lite0, encoder_weights=None,
   batch 8, forward + backward + AdamW step).
 Times are CPU seconds of this (single-threaded) process, so a busy core slows neither side's figure.
-It prints each as a ratio to training, as `name: value` lines:
+Then the whole machine (`--cores`, default every core this process may use; wall seconds, so the cores
+must be quiet): the synthetic_scenes stage's renderer in `cores` processes of one thread
+(`sim2real.synth.parallel.SceneBatches`), against training with `cores` torch threads, and against the
+renderer in one process with `cores` threads. It prints each as a ratio to training, as `name: value` lines:
 
     generation vs training: 12.3x                     (target >= 10x)
     generation+augmentation vs training: 6.1x         (generate, then kornia; target >= 5x)
+    generation (2 processes) vs training (2 threads): 9.0x
 
 Usage (core 0 of the dev machine is reserved, hence the pinning):
 
@@ -39,23 +43,56 @@ from sim2real.augment import albumentations_pipeline, build_augmentation
 from sim2real.config.augment import AugmentConfig
 from sim2real.config.synthetic import SyntheticConfig
 from sim2real.synth import generate_scenes
+from sim2real.synth.parallel import SceneBatches
 from sim2real.taxonomy import VOID
 
 TARGET_GENERATION = 10.0  # generation alone >= 10x training (issue 15)
 TARGET_GEN_AUGMENT = 5.0  # generation + kornia augmentation >= 5x training
 
 
-def alternate(arms: dict[str, Callable[[], None]], rounds: int) -> dict[str, float]:
-    """Best CPU seconds of each arm over `rounds` rounds (after one warm-up call each), arms interleaved."""
+def alternate(arms: dict[str, Callable[[], None]], rounds: int,
+              clock: Callable[[], float] = time.process_time) -> dict[str, float]:
+    """Best seconds (`clock`: CPU of this process by default) of each arm over `rounds` rounds (after one
+    warm-up call each), arms interleaved."""
     for fn in arms.values():
-        fn()  # warm-up: allocations, lazy init, kernel selection
+        fn()  # warm-up: allocations, lazy init, kernel selection, worker start-up
     best = {k: float("inf") for k in arms}
     for _ in range(rounds):
         for name, fn in arms.items():
-            t0 = time.process_time()
+            t0 = clock()
             fn()
-            best[name] = min(best[name], time.process_time() - t0)
+            best[name] = min(best[name], clock() - t0)
     return best
+
+
+def whole_machine(cfg: SyntheticConfig, cores: int, scenes: int, h: int, w: int, train_steps: Callable[[], None],
+                  train_images: int, rounds: int) -> dict[str, float]:
+    """Wall-clock figures with every core busy, the way the stages run: the synthetic_scenes stage renders
+    in `cores` processes of one thread (`SceneBatches`), training runs `cores` torch threads. Also the
+    renderer in one process with `cores` threads, the alternative the processes replace. Needs quiet cores."""
+    n = scenes * cores * 2  # two batches per worker per call
+    counter = iter(range(10 ** 9))
+    threads = torch.get_num_threads()
+    with SceneBatches(cfg, h, w, "cpu", workers=cores) as pool:
+
+        def procs() -> None:
+            for _ in pool.batches(n, seed=500 + next(counter), batch_size=scenes):
+                pass
+
+        def in_threads() -> None:
+            torch.set_num_threads(cores)
+            generate_scenes(cfg, n, seed=500 + next(counter), height=h, width=w)
+
+        def train() -> None:
+            torch.set_num_threads(cores)
+            train_steps()
+
+        best = alternate({"procs": procs, "threads": in_threads, "training": train}, rounds, time.perf_counter)
+    torch.set_num_threads(threads)
+    gen, gen_threads, train_ips = n / best["procs"], n / best["threads"], train_images / best["training"]
+    return {"machine_cores": cores, "machine_generator_scenes_per_s": gen,
+            "machine_generator_threads_scenes_per_s": gen_threads, "machine_training_images_per_s": train_ips,
+            "machine_generation_vs_training": gen / train_ips}
 
 
 def profile_generator(cfg: SyntheticConfig, n: int, h: int, w: int, dev: str, top: int = 20) -> str:
@@ -79,6 +116,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ap.add_argument("--train-steps", type=int, default=2, help="training steps per timed round")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--cores", type=int, default=len(os.sched_getaffinity(0)),
+                    help="whole-machine figures: render processes and training threads (1 = skip them)")
     ap.add_argument("--quick", action="store_true", help="tiny sizes: shows every figure is produced (CI)")
     ap.add_argument("--profile", action="store_true", help="also print a cProfile of the generator")
     ap.add_argument("--json", default=None, help="also write the figures (images/s, ratios) to this file")
@@ -145,9 +184,23 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
           f"(kornia; target >= {TARGET_GEN_AUGMENT:g}x)")
     print(f"generation+albumentations vs training: {combined_alb / train_ips:.1f}x")
     print(f"kornia vs albumentations: {kornia_ips / alb_ips:.2f}x")
+    machine = {}
+    if args.cores > 1 and dev == "cpu":
+        machine = whole_machine(cfg, args.cores, args.scenes, h, w, train_steps, 8 * args.train_steps, args.rounds)
+        c = args.cores
+        print(f"# whole machine, wall seconds, {c} cores: the stage renders in {c} processes, training runs {c} "
+              f"threads\n| what | images/s |\n|---|---|\n"
+              f"| generator, {c} processes x 1 thread (scenes/s) | {machine['machine_generator_scenes_per_s']:.2f} |\n"
+              f"| generator, 1 process x {c} threads (scenes/s) | "
+              f"{machine['machine_generator_threads_scenes_per_s']:.2f} |\n"
+              f"| training, {c} threads (img/s) | {machine['machine_training_images_per_s']:.2f} |")
+        print(f"generation ({c} processes) vs training ({c} threads): "
+              f"{machine['machine_generation_vs_training']:.1f}x  (target >= {TARGET_GENERATION:g}x)")
+        print(f"generator: {c} processes vs {c} threads: "
+              f"{machine['machine_generator_scenes_per_s'] / machine['machine_generator_threads_scenes_per_s']:.2f}x")
     if args.profile:
         print(profile_generator(cfg, args.scenes, h, w, dev))
-    figures = {"size": f"{h}x{w}", "threads": args.threads, "device": dev, "generator_scenes_per_s": gen,
+    figures = {**machine, "size": f"{h}x{w}", "threads": args.threads, "device": dev, "generator_scenes_per_s": gen,
                "kornia_images_per_s": kornia_ips, "albumentations_images_per_s": alb_ips,
                "generate_augment_images_per_s": combined, "generate_albumentations_images_per_s": combined_alb,
                "training_images_per_s": train_ips, "generation_vs_training": gen / train_ips,

@@ -13,7 +13,8 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 import bench_synth_augment  # noqa: E402
 
 FIGURES = ("generation vs training", "generation+augmentation vs training", "generation+albumentations vs training",
-           "kornia vs albumentations")
+           "kornia vs albumentations", "generation (2 processes) vs training (2 threads)",
+           "generator: 2 processes vs 2 threads")
 
 
 def test_quick_run_prints_every_ratio_and_writes_json(tmp_path: Path, capsys) -> None:
@@ -22,7 +23,7 @@ def test_quick_run_prints_every_ratio_and_writes_json(tmp_path: Path, capsys) ->
     out = tmp_path / "synth.json"
     threads = torch.get_num_threads()
     try:
-        returned = bench_synth_augment.main(["--quick", "--threads", "1", "--json", str(out)])
+        returned = bench_synth_augment.main(["--quick", "--threads", "1", "--cores", "2", "--json", str(out)])
     finally:
         torch.set_num_threads(threads)  # the benchmark sets the process's threads
     printed = capsys.readouterr().out
@@ -35,7 +36,8 @@ def test_quick_run_prints_every_ratio_and_writes_json(tmp_path: Path, capsys) ->
     assert figures == returned
     for key in ("generator_scenes_per_s", "kornia_images_per_s", "albumentations_images_per_s",
                 "generate_augment_images_per_s", "training_images_per_s", "generation_vs_training",
-                "generation_augmentation_vs_training"):
+                "generation_augmentation_vs_training", "machine_generator_scenes_per_s",
+                "machine_generator_threads_scenes_per_s", "machine_training_images_per_s"):
         assert figures[key] > 0, key
     ratio = figures["generator_scenes_per_s"] / figures["training_images_per_s"]
     assert abs(ratio - figures["generation_vs_training"]) < 1e-9

@@ -143,3 +143,30 @@ def test_stages_write_their_folders(tmp_path):
     run_stage("augmented_scenes", root=tmp_path, overrides=ov)
     again = ShardDataset(tmp_path / "data/augmented_scenes/train").arrays()
     assert first[0].tobytes() == again[0].tobytes() and first[1].tobytes() == again[1].tobytes()
+
+
+def test_worker_processes_give_the_same_bytes_in_order(tmp_path):
+    """Two render processes (project.num_threads=2) write the shards one process writes, byte for byte,
+    scenes in order; an error in a worker reaches the stage with its message."""
+    from sim2real.runner import run_stage
+    from sim2real.shards import ShardDataset
+    from sim2real.synth.parallel import SceneBatches
+
+    out = {}
+    for threads in (1, 2):
+        root = tmp_path / f"t{threads}"
+        root.mkdir()
+        shutil.copy(REPO / "params.yaml", root / "params.yaml")
+        res = run_stage("synthetic_scenes", root=root, overrides=[
+            "project.image_height=32", "project.image_width=48", "project.device=cpu",
+            f"project.num_threads={threads}", "synthetic.num_train=20", "synthetic.num_val=3",
+            "synthetic.batch_size=4", "synthetic.shard_size=8"])
+        assert ("2 worker processes" in res.text) == (threads == 2)
+        ds = ShardDataset(root / "data/synthetic_scenes/train")
+        out[threads] = (*ds.arrays(), ds.records())
+    assert out[1][0].tobytes() == out[2][0].tobytes() and out[1][1].tobytes() == out[2][1].tobytes()
+    assert out[1][2] == out[2][2] and [r["index"] for r in out[2][2]] == list(range(20))
+    whole = generate_scenes(SyntheticConfig(), 20, seed=0, height=H, width=W)
+    assert whole[0].tobytes() == out[2][0].tobytes(), "the stage's train split is dataset seed 0, scenes 0..19"
+    with SceneBatches(SyntheticConfig(), H, W, workers=2) as r, pytest.raises(ValueError, match="unknown domain"):
+        list(r.batches(8, seed=0, batch_size=4, domain="mars"))

@@ -7,15 +7,16 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from sim2real.config import Config
 from sim2real.context import StageContext, StepResult, markdown_table, write_json
 from sim2real.previews import save_grid
 from sim2real.progress import Progress
 from sim2real.shards import ShardWriter
-from sim2real.synth.generate import generate_scenes
 from sim2real.synth.imported import import_source
 from sim2real.synth.imported import records as imported_records
+from sim2real.synth.parallel import SceneBatches
 from sim2real.taxonomy import CAMVID_TRAIN_FREQ, CLASSES, NUM_CLASSES, VOID, class_histogram
 
 # val scenes come from a disjoint seed stream: dataset seed + this offset
@@ -49,18 +50,18 @@ def synthetic_scenes(cfg: Config, ctx: StageContext) -> StepResult:
     t0 = time.perf_counter()
     total = sc.num_train + sc.num_val
     prog = Progress(total=total, desc="rendering scenes", unit="scene")
-    for split, n in (("train", sc.num_train), ("val", sc.num_val)):
-        seed = split_seed(sc.seed, split)
-        with ShardWriter(out / split, shard_size=sc.shard_size,
-                         extra={"split": split, "dataset_seed": seed, "domain": "synthetic"}) as writer:
-            for start in range(0, n, sc.batch_size):
-                k = min(sc.batch_size, n - start)
-                images, masks, records = generate_scenes(sc, k, seed, h, w, start=start, device=device)
-                writer.add(images, masks, records)
-                stats.add(split, masks)
-                if first is None:
-                    first = (images[:8], masks[:8])
-                prog.update(k)
+    workers = torch.get_num_threads() if device == "cpu" else 1  # the cores this stage may use, as processes
+    with SceneBatches(sc, h, w, device, workers) as renderer:
+        for split, n in (("train", sc.num_train), ("val", sc.num_val)):
+            seed = split_seed(sc.seed, split)
+            with ShardWriter(out / split, shard_size=sc.shard_size,
+                             extra={"split": split, "dataset_seed": seed, "domain": "synthetic"}) as writer:
+                for images, masks, records in renderer.batches(n, seed, sc.batch_size):
+                    writer.add(images, masks, records)
+                    stats.add(split, masks)
+                    if first is None:
+                        first = (images[:8], masks[:8])
+                    prog.update(len(images))
     prog.close()
     dt = time.perf_counter() - t0
     metrics, table = stats.summary("synthetic")
@@ -68,7 +69,8 @@ def synthetic_scenes(cfg: Config, ctx: StageContext) -> StepResult:
     return StepResult(
         metrics=metrics, tables={"class pixel frequency: synthetic train vs CamVid train": table},
         plots=_samples(ctx, out, first, "synthetic"),
-        text=f"{sc.num_train} train + {sc.num_val} val scenes at {h}x{w} on {device}",
+        text=f"{sc.num_train} train + {sc.num_val} val scenes at {h}x{w} on {device}"
+             + (f" ({workers} worker processes)" if workers > 1 and total > sc.batch_size else ""),
     )
 
 
