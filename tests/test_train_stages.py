@@ -47,6 +47,24 @@ def test_pretrained_model_outputs(trained) -> None:
     assert json.loads((root / "data" / "metrics" / "pretrained_model-none.json").read_text())["steps"] == 12
 
 
+def test_pretrain_select_picks_the_checkpoint_on_that_val_set(tmp_path: Path) -> None:
+    """pretrain.select=synthetic: the published step is the best synthetic-val validation, whatever real val
+    says (no real label touches a source-only model); `real` picks on real val."""
+    for select in ("synthetic", "real"):
+        root = tmp_path / select
+        cfg = make_tiny_root(root, [f"pretrain.select={select}", "pretrain.eval_every=3"])
+        res = run_stage("pretrained_model", item="none", root=root, cfg=cfg)
+        out = root / "data" / "pretrained_model" / "none"
+        evals = [h for h in json.loads((out / "history.json").read_text()) if f"val/{select}_miou" in h]
+        assert len(evals) == 4
+        best = max(evals, key=lambda h: h[f"val/{select}_miou"])  # the first of equals wins, like the loop
+        _, info = load_model(out / "model.pt")
+        assert info["step"] == best["step"], (select, [(h["step"], h[f"val/{select}_miou"]) for h in evals])
+        assert res.extra["select"] == select and f"on {select} val" in next(iter(res.tables))
+    with pytest.raises(Exception, match="pretrain.select"):
+        make_tiny_root(tmp_path / "bad", ["pretrain.select=test"])
+
+
 def test_finetuned_model_per_seed(trained) -> None:
     root, results = trained
     out = root / "data" / "finetuned_model"

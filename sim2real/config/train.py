@@ -60,6 +60,10 @@ class PretrainConfig(_TrainSection):
     lr: float = Field(1e-3, gt=0)
     eval_every: int = Field(50, ge=1)
     seed: int = 0  # data order / augmentation / dropout seed (everything is a function of (seed, step))
+    # validation set that picks the pretrained checkpoint: real (the target's val split, when it has one;
+    # the chain's default) | synthetic (the styled synthetic val set: no real label at all, the protocol of
+    # an honest source-only figure; real val is still measured and logged)
+    select: Literal["real", "synthetic"] = "real"
 
 
 class FinetuneConfig(_TrainSection):

@@ -268,7 +268,7 @@ def init_info(cfg: Config, model: torch.nn.Module) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- pretrained_model
 def pretrained_model(cfg: Config, ctx: StageContext) -> StepResult:
-    """Pretrain on `data/styled_scenes/<method>/train` (online augmentation), select on real val.
+    """Pretrain on `data/styled_scenes/<method>/train` (online augmentation), select on `pretrain.select`'s val set.
 
     Args:
         cfg: reads `model`, `pretrain`, `augment`, `project`.
@@ -292,8 +292,8 @@ def pretrained_model(cfg: Config, ctx: StageContext) -> StepResult:
     model = create_model(cfg.model)
     init = init_info(cfg, model)
     inputs = data_signature(train_set, *vals.values())
-    job = train_job(cfg, "pretrain", name=f"pretrain {method}", stage="pretrained_model", init=init, select="real",
-               inputs=inputs)
+    job = train_job(cfg, "pretrain", name=f"pretrain {method}", stage="pretrained_model", init=init,
+                    select=cfg.pretrain.select, inputs=inputs)
     out = ctx.stage_dir()
     work = prepare_work(out, stage_fingerprint(cfg, ["model", "pretrain", "augment"],
                                                  {"inputs": inputs, "method": method}))
@@ -310,9 +310,10 @@ def pretrained_model(cfg: Config, ctx: StageContext) -> StepResult:
     rows = [{"set": k, "best mIoU": metrics.get(f"{k}_miou", float("nan"))} for k in vals]
     return StepResult(
         metrics={k: float(v) for k, v in metrics.items() if isinstance(v, int | float)},
-        tables={f"pretrained_model {method} (selected at step {result.best_step})": markdown_table(rows)},
+        tables={f"pretrained_model {method} (selected at step {result.best_step} on "
+                f"{cfg.pretrain.select if cfg.pretrain.select in vals else 'synthetic'} val)": markdown_table(rows)},
         plots={f"pretraining curves ({method})": _rel(ctx, out / "curves.png")},
-        extra={"init": init, "select": "real" if "real" in vals else "synthetic"},
+        extra={"init": init, "select": cfg.pretrain.select if cfg.pretrain.select in vals else "synthetic"},
     )
 
 
