@@ -178,6 +178,7 @@ def test_quick_label_budget_end_to_end_and_one_n_reruns_alone(repro_project: Pat
     assert len(syn["picks"]) == 2 and syn["picks"] == ro["picks"]
     # the loss of each arm and of the pretraining behind the synthetic one are on record
     assert syn["class_balance"] == ro["class_balance"] == 0.0 and syn["pretrain_class_balance"] == 0.0
+    assert syn["pretrain_select"] == "real"
 
     import duckdb
 

@@ -175,6 +175,7 @@ def label_budget_synthetic(cfg: Config, ctx: StageContext) -> StepResult:
     mix = None
     if ft.synthetic_mix > 0:  # styled synthetic batches mixed into fine-tuning
         mix = load_set(ctx.stage_dir("styled_scenes", cfg.style.method) / "train", "styled synthetic train set")
+    pre_params = info.get("params", {}).get("pretrain", {})
     job = train_job(cfg, "finetune", name=f"synthetic+{point.n} seed {point.seed}", stage="label_budget_synthetic",
                     init=init, steps=point.finetune_steps, strategy=ft.strategy,
                     encoder_lr_factor=ft.encoder_lr_factor, unfreeze_groups=ft.unfreeze_groups,
@@ -183,7 +184,8 @@ def label_budget_synthetic(cfg: Config, ctx: StageContext) -> StepResult:
                    {"style_method": cfg.style.method, "source_checkpoint_sha": pre_sha,
                     "synthetic_mix": ft.synthetic_mix,
                     # the recipe that made the start weights (which change bought what)
-                    "pretrain_class_balance": float(info.get("params", {}).get("pretrain", {}).get("class_balance", 0.0))},
+                    "pretrain_class_balance": float(pre_params.get("class_balance", 0.0)),
+                    "pretrain_select": str(pre_params.get("select", "real"))},
                    mix)
 
 
