@@ -122,7 +122,7 @@ def synth_section(fig: Figures, h: int, w: int, threads: int, quick: bool) -> No
         sizes = ["--scenes", "4", "--aug-batch", "4", "--train-steps", "1"] if quick else \
             ["--scenes", "32", "--aug-batch", "16", "--train-steps", "4"]
         cmd = [sys.executable, str(HERE / "bench_synth_augment.py"), "--height", str(h), "--width", str(w),
-               "--threads", str(threads), "--json", str(out), *sizes]
+               "--threads", str(threads), "--cores", "1", "--json", str(out), *sizes]  # whole machine: run it alone
         proc = subprocess.run(cmd, env=env_for(threads), text=True, capture_output=True, cwd=REPO)
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
