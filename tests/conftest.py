@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing.util
 import os
 import shutil
 import subprocess
@@ -59,6 +60,12 @@ def _fast_tier_runs_in_process(request, monkeypatch):
         real_init(self, args, *a, **kw)
 
     monkeypatch.setattr(subprocess.Popen, "__init__", guarded)
+
+    def spawned(path, args, passfds):  # multiprocessing's spawn / forkserver start (not through Popen)
+        raise RuntimeError(f"{request.node.nodeid} starts a Python worker process (`{' '.join(map(str, args))[:120]}`): "
+                           "a test that launches a process is end-to-end; mark it @pytest.mark.e2e")
+
+    monkeypatch.setattr(multiprocessing.util, "spawnv_passfds", spawned)
     yield
 
 

@@ -7,6 +7,8 @@ import re
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
@@ -17,6 +19,7 @@ FIGURES = ("generation vs training", "generation+augmentation vs training", "gen
            "generator: 2 processes vs 2 threads")
 
 
+@pytest.mark.e2e  # the whole-machine part starts render worker processes
 def test_quick_run_prints_every_ratio_and_writes_json(tmp_path: Path, capsys) -> None:
     import torch
 

@@ -145,6 +145,7 @@ def test_stages_write_their_folders(tmp_path):
     assert first[0].tobytes() == again[0].tobytes() and first[1].tobytes() == again[1].tobytes()
 
 
+@pytest.mark.e2e  # starts render worker processes
 def test_worker_processes_give_the_same_bytes_in_order(tmp_path):
     """Two render processes (project.num_threads=2) write the shards one process writes, byte for byte,
     scenes in order; an error in a worker reaches the stage with its message."""
