@@ -2,9 +2,10 @@
 
 Scene i depends only on (seed, i, domain, cfg) (`generate.generate_scenes`), so a batch rendered in
 another process holds the same bytes as one rendered here: the output of `SceneBatches` does not depend
-on the number of workers. The renderer is a chain of many small tensor operations that one torch
-thread runs about as fast as two, so on a CPU the cores pay off as processes, one thread each (the
-cores this stage may use: `torch.get_num_threads()`, sized by `sim2real.threads.thread_budget`).
+on the number of workers. The renderer is a chain of many small tensor operations: on two cores a
+second torch thread made it 1.36x faster, a second process 1.84x (BENCHMARKS.md), so on a CPU the cores
+pay off as processes, one thread each (the cores this stage may use: `torch.get_num_threads()`, sized
+by `sim2real.threads.thread_budget`).
 
 Workers start with `spawn` (safe inside Dagster and next to torch's own threads), which costs a few
 seconds, so fewer than two batches, or a CUDA device, stay in this process.
@@ -60,16 +61,16 @@ class SceneBatches:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
-    def _render(self, n: int, seed: int, start: int, domain: str) -> Batch:
-        return generate_scenes(self.cfg, n, seed, self.height, self.width, start=start, domain=domain,
-                               device=self.device)
+    def _args(self, n: int, seed: int, start: int, domain: str) -> tuple:
+        """`generate_scenes`'s arguments for scenes start..start+n-1 (here or in a worker)."""
+        return self.cfg, n, seed, self.height, self.width, start, domain, self.device
 
     def batches(self, n: int, seed: int, batch_size: int, domain: str = "synthetic") -> Iterator[Batch]:
         """Scenes 0..n-1 of dataset `seed`, `batch_size` at a time, in order."""
         starts = list(range(0, n, batch_size))
         if self.workers == 1 or len(starts) < 2:
             for s in starts:
-                yield self._render(min(batch_size, n - s), seed, s, domain)
+                yield generate_scenes(*self._args(min(batch_size, n - s), seed, s, domain))
             return
         if self._pool is None:
             self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
@@ -80,8 +81,8 @@ class SceneBatches:
         def submit() -> None:
             s = next(todo, None)
             if s is not None:
-                pending.append(self._pool.submit(generate_scenes, self.cfg, min(batch_size, n - s), seed,
-                                                 self.height, self.width, s, domain, "cpu"))
+                pending.append(self._pool.submit(generate_scenes, *self._args(min(batch_size, n - s), seed, s,
+                                                                              domain)))
 
         for _ in range(2 * self.workers):
             submit()

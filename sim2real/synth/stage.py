@@ -50,8 +50,8 @@ def synthetic_scenes(cfg: Config, ctx: StageContext) -> StepResult:
     t0 = time.perf_counter()
     total = sc.num_train + sc.num_val
     prog = Progress(total=total, desc="rendering scenes", unit="scene")
-    workers = torch.get_num_threads() if device == "cpu" else 1  # the cores this stage may use, as processes
-    with SceneBatches(sc, h, w, device, workers) as renderer:
+    # the cores this stage may use, as render processes (a GPU device renders here)
+    with SceneBatches(sc, h, w, device, workers=torch.get_num_threads()) as renderer:
         for split, n in (("train", sc.num_train), ("val", sc.num_val)):
             seed = split_seed(sc.seed, split)
             with ShardWriter(out / split, shard_size=sc.shard_size,
@@ -70,7 +70,7 @@ def synthetic_scenes(cfg: Config, ctx: StageContext) -> StepResult:
         metrics=metrics, tables={"class pixel frequency: synthetic train vs CamVid train": table},
         plots=_samples(ctx, out, first, "synthetic"),
         text=f"{sc.num_train} train + {sc.num_val} val scenes at {h}x{w} on {device}"
-             + (f" ({workers} worker processes)" if workers > 1 and total > sc.batch_size else ""),
+             + (f" ({renderer.workers} worker processes)" if renderer.workers > 1 and total > sc.batch_size else ""),
     )
 
 

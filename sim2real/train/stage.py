@@ -292,8 +292,9 @@ def pretrained_model(cfg: Config, ctx: StageContext) -> StepResult:
     model = create_model(cfg.model)
     init = init_info(cfg, model)
     inputs = data_signature(train_set, *vals.values())
+    select = cfg.pretrain.select if cfg.pretrain.select in vals else "synthetic"  # no real val: synthetic picks
     job = train_job(cfg, "pretrain", name=f"pretrain {method}", stage="pretrained_model", init=init,
-                    select=cfg.pretrain.select, inputs=inputs)
+                    select=select, inputs=inputs)
     out = ctx.stage_dir()
     work = prepare_work(out, stage_fingerprint(cfg, ["model", "pretrain", "augment"],
                                                  {"inputs": inputs, "method": method}))
@@ -310,10 +311,10 @@ def pretrained_model(cfg: Config, ctx: StageContext) -> StepResult:
     rows = [{"set": k, "best mIoU": metrics.get(f"{k}_miou", float("nan"))} for k in vals]
     return StepResult(
         metrics={k: float(v) for k, v in metrics.items() if isinstance(v, int | float)},
-        tables={f"pretrained_model {method} (selected at step {result.best_step} on "
-                f"{cfg.pretrain.select if cfg.pretrain.select in vals else 'synthetic'} val)": markdown_table(rows)},
+        tables={f"pretrained_model {method} (selected at step {result.best_step} on {select} val)":
+                markdown_table(rows)},
         plots={f"pretraining curves ({method})": _rel(ctx, out / "curves.png")},
-        extra={"init": init, "select": cfg.pretrain.select if cfg.pretrain.select in vals else "synthetic"},
+        extra={"init": init, "select": select},
     )
 
 
