@@ -27,7 +27,7 @@ import torch
 from sim2real.synth import primitives as P
 from sim2real.synth.camera import apply_camera
 from sim2real.synth.noise import fbm, hash2
-from sim2real.synth.shading import RayCast, shade
+from sim2real.synth.shading import RayCast, is_veil, shade
 from sim2real.synth.textures import TextureBank
 
 INF = float("inf")
@@ -286,6 +286,17 @@ def _alpha(param_columns: torch.Tensor, pid: torch.Tensor, t: torch.Tensor, d: t
     return solid
 
 
+def _nearest(t: torch.Tensor, g: torch.Tensor, npx: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per pixel: the nearest finite hit's distance and element (-1: none); ties go to the later element.
+
+    `scatter_reduce` min and max are order-independent, hence exact and deterministic.
+    """
+    best = torch.full((npx,), INF, device=t.device).scatter_reduce(0, g, t, "amin")
+    win = torch.isfinite(t) & (t == best.index_select(0, g))
+    idx = torch.where(win, torch.arange(len(t), device=t.device), torch.full_like(g, -1))
+    return best, torch.full((npx,), -1, device=t.device, dtype=torch.long).scatter_reduce(0, g, idx, "amax")
+
+
 def render_scenes(scenes: list[dict[str, Any]], height: int, width: int, device: str | torch.device = "cpu",
                   textures: TextureBank | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Render scenes (from `sampling.sample_scene`) to uint8 images (N,H,W,3) and masks (N,H,W).
@@ -348,15 +359,15 @@ def _render_chunk(scenes: list[dict], h: int, w: int, dev: torch.device,
     t, face = _intersect(param_columns, elements.pid, ranges, d, oy)
     solid = _alpha(param_columns, elements.pid, t, d, oy)
     t = torch.where(solid, t, torch.full_like(t, INF))
-    # nearest hit per pixel; ties go to the later primitive (deterministic)
+    # two layers: the nearest solid surface, and a see-through crown (bare tree) in front of it
     npx = n * h * w
-    best = torch.full((npx,), INF, device=dev).scatter_reduce(0, elements.g, t, "amin")
-    win = torch.isfinite(t) & (t == best.index_select(0, elements.g))
-    idx = torch.where(win, torch.arange(len(t), device=dev), torch.full_like(elements.g, -1))
-    winner = torch.full((npx,), -1, device=dev, dtype=torch.long).scatter_reduce(0, elements.g, idx, "amax")
+    see_through = is_veil(param_columns).index_select(0, elements.pid)
+    best, winner = _nearest(torch.where(see_through, INF, t), elements.g, npx)
+    best_veil, veil = _nearest(torch.where(see_through, t, INF), elements.g, npx)
+    veil = torch.where(best_veil < best, veil, torch.full_like(veil, -1))
 
     cast = RayCast(prm=prm, pid=elements.pid, t=t, face=face, winner=winner, rays=rays, oy=oy_scene,
-                   height=h, width=w)
+                   height=h, width=w, veil=veil)
     color, cls = shade(scenes, cast, textures)
     return apply_camera(color, scenes), cls.to(torch.uint8).cpu().numpy()
 

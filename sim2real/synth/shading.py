@@ -46,10 +46,6 @@ class _Hits:
         return _Hits(self.param_columns, take(self.pid), take(self.sc), take(self.p), take(self.d), take(self.n),
                      take(self.face), self.dev, self.sky_tables)
 
-    def sky(self) -> torch.Tensor:
-        """The sky behind these pixels (seen through bare branches)."""
-        return sky_colour(self.d, self.sc, self.sky_tables)
-
     def c(self, k: int) -> torch.Tensor:
         return self.param_columns[k].index_select(0, self.pid)
 
@@ -62,87 +58,122 @@ class RayCast:
     """What ray casting found for a chunk of scenes: the input of `shade`.
 
     Elements are (primitive, pixel) pairs; pixels are numbered scene * H * W + row * W + column.
+    Two layers per pixel: `winner`, the nearest solid surface, and `veil`, a see-through crown
+    (a leafless tree) in front of it: drawn as twigs over whatever is behind and labelled Tree
+    as a whole, as CamVid labels bare trees over facades and sky alike.
     """
 
     prm: torch.Tensor  # primitive table (P, NCOL), see `primitives`
     pid: torch.Tensor  # element -> primitive row
     t: torch.Tensor  # element -> ray parameter of its hit (inf: none)
     face: torch.Tensor  # element -> hit face axis (boxes)
-    winner: torch.Tensor  # pixel -> winning element (-1: nothing hit, sky)
+    winner: torch.Tensor  # pixel -> winning solid element (-1: nothing hit, sky)
     rays: torch.Tensor  # pixel -> world ray direction (N*H*W, 3), camera z = 1
     oy: torch.Tensor  # scene -> camera height (m)
     height: int
     width: int
+    veil: torch.Tensor | None = None  # pixel -> see-through crown element in front of `winner` (-1: none)
 
 
-def shade(scenes: list[dict[str, Any]], cast: RayCast, textures: TextureBank) -> tuple[torch.Tensor, torch.Tensor]:
-    """Linear colours (N, 3, H, W) float32 and class ids (N, H, W) int64 of the scenes in `cast`."""
-    prm, winner, t, face, rays, oy_scene = cast.prm, cast.winner, cast.t, cast.face, cast.rays, cast.oy
-    h, w, dev = cast.height, cast.width, rays.device
-    n_sc = len(scenes)
-    hw = h * w
+def is_veil(param_columns: torch.Tensor) -> torch.Tensor:
+    """Per primitive: a see-through crown (bare foliage), drawn over what is behind it."""
+    return (param_columns[P.MAT] == P.M_FOLIAGE) & (param_columns[P.A0 + 1] > 0.5)
 
-    def per_scene(fn) -> torch.Tensor:
-        return torch.as_tensor(_scene_table(scenes, fn).astype(np.float32), device=dev)
 
-    sky_top = per_scene(lambda s: s["sky"]["top"])
-    sky_hor = per_scene(lambda s: s["sky"]["horizon"])
-    sky_par = per_scene(lambda s: [s["sky"]["clouds"], s["sky"]["cloud_scale"], s["sky"]["seed"], s["sky"]["haze"]])
-    sun = per_scene(lambda s: _sun(s["light"]))
-    light = per_scene(lambda s: [s["light"]["ambient"], s["light"]["sun"], s["light"]["shadow"], s["light"]["sunny"]])
+class _Scenes:
+    """Per-scene lighting and sky tables, looked up per pixel."""
 
-    # ---------- sky where nothing was hit ----------
-    dx, dy, dz = rays[:, 0], rays[:, 1], rays[:, 2]
-    norm = torch.sqrt(dx * dx + dy * dy + dz * dz)
-    color = torch.zeros((n_sc * hw, 3), device=dev)
-    cls = torch.full((n_sc * hw,), SKY, device=dev, dtype=torch.long)
-    skyp = torch.nonzero(winner < 0).squeeze(1)
-    sky_tables = (sky_top, sky_hor, sky_par)
-    if len(skyp):
-        color[skyp] = sky_colour(rays.index_select(0, skyp), skyp // hw, sky_tables)
+    def __init__(self, scenes: list[dict[str, Any]], dev: torch.device):
+        def per_scene(fn) -> torch.Tensor:
+            return torch.as_tensor(_scene_table(scenes, fn).astype(np.float32), device=dev)
 
-    # ---------- winners ----------
-    pix = torch.nonzero(winner >= 0).squeeze(1)
-    e = winner.index_select(0, pix)
-    pid = cast.pid.index_select(0, e)
-    tw = t.index_select(0, e)
-    fw = face.index_select(0, e).long()
-    d = rays.index_select(0, pix)
+        self.scenes = scenes
+        self.sky_top = per_scene(lambda s: s["sky"]["top"])
+        self.sky_hor = per_scene(lambda s: s["sky"]["horizon"])
+        self.sky_par = per_scene(lambda s: [s["sky"]["clouds"], s["sky"]["cloud_scale"], s["sky"]["seed"],
+                                            s["sky"]["haze"]])
+        self.sun = per_scene(lambda s: _sun(s["light"]))
+        self.light = per_scene(lambda s: [s["light"]["ambient"], s["light"]["sun"], s["light"]["shadow"],
+                                          s["light"]["sunny"]])
+        self.sky_tables = (self.sky_top, self.sky_hor, self.sky_par)
+
+
+def _hits(cast: RayCast, pix: torch.Tensor, elements: torch.Tensor, env: _Scenes) -> tuple[_Hits, torch.Tensor]:
+    """The hits of `elements` (one per pixel in `pix`) and their ray distances."""
+    hw = cast.height * cast.width
+    pid = cast.pid.index_select(0, elements)
+    tw = cast.t.index_select(0, elements)
+    fw = cast.face.index_select(0, elements).long()
+    d = cast.rays.index_select(0, pix)
     sc = pix // hw
-    oy = oy_scene.index_select(0, sc)
+    oy = cast.oy.index_select(0, sc)
     p = torch.stack([tw * d[:, 0], oy + tw * d[:, 1], tw * d[:, 2]], -1)
-    param_columns = prm.t().contiguous()  # one row per parameter: param_columns[P.X][pid]
+    param_columns = cast.prm.t().contiguous()  # one row per parameter: param_columns[P.X][pid]
     kind = param_columns[P.KIND].long().index_select(0, pid)
     nrm = _normals(param_columns, pid, kind, fw, p, d)
-    hits = _Hits(param_columns, pid, sc, p, d, nrm, fw, dev, sky_tables)
-    mat = param_columns[P.MAT].long().index_select(0, pid)
-    base = torch.zeros((len(pix), 3), device=dev)
-    pcls = param_columns[P.CLS].long().index_select(0, pid)
-    for m, fn in _MATERIALS.items():
-        idx = torch.nonzero(mat == m).squeeze(1)
-        if len(idx):
-            out = fn(hits.subset(idx), scenes, textures, sky_hor)
-            if isinstance(out, tuple):
-                base[idx], pcls[idx] = out
-            else:
-                base[idx] = out
+    dist = tw * torch.sqrt((d * d).sum(-1))
+    return _Hits(param_columns, pid, sc, p, d, nrm, fw, cast.rays.device, env.sky_tables), dist
 
+
+def _light(hits: _Hits, base: torch.Tensor, dist: torch.Tensor, env: _Scenes) -> torch.Tensor:
+    """Lit, hazed linear colour of surface colours `base` at `hits`."""
+    sc, nrm = hits.sc, hits.n
     # light: ambient + sun (Lambert) unless a facade shadows the point
-    L = sun.index_select(0, sc)
-    light_px = light.index_select(0, sc)
+    L = env.sun.index_select(0, sc)
+    light_px = env.light.index_select(0, sc)
     amb, sun_k = light_px[:, 0], light_px[:, 1]
     ndl = torch.clamp((nrm * L).sum(-1), min=0.0)
-    shadowed = _facade_shadow(scenes, p, L, sc, light_px[:, 3] > 0.5, dev)
+    shadowed = _facade_shadow(env.scenes, hits.p, L, sc, light_px[:, 3] > 0.5, hits.dev)
     lit = amb * (1.0 - 0.15 * shadowed) + sun_k * ndl * (1.0 - shadowed)
     lit = lit + 0.08 * torch.clamp(nrm[:, 1], min=0.0)  # sky light from above
     col = base * lit[:, None]
     # haze: aerial perspective toward the horizon colour
-    dist = tw * norm.index_select(0, pix)
-    haze = sky_par[:, 3].index_select(0, sc)
+    haze = env.sky_par[:, 3].index_select(0, sc)
     f = haze * dist / (dist + 150.0)
-    col = col + (sky_hor.index_select(0, sc) - col) * f[:, None]
-    color[pix] = col
+    return col + (env.sky_hor.index_select(0, sc) - col) * f[:, None]
+
+
+def shade(scenes: list[dict[str, Any]], cast: RayCast, textures: TextureBank) -> tuple[torch.Tensor, torch.Tensor]:
+    """Linear colours (N, 3, H, W) float32 and class ids (N, H, W) int64 of the scenes in `cast`."""
+    winner, rays = cast.winner, cast.rays
+    h, w, dev = cast.height, cast.width, rays.device
+    n_sc = len(scenes)
+    hw = h * w
+    env = _Scenes(scenes, dev)
+
+    # ---------- sky where nothing was hit ----------
+    color = torch.zeros((n_sc * hw, 3), device=dev)
+    cls = torch.full((n_sc * hw,), SKY, device=dev, dtype=torch.long)
+    skyp = torch.nonzero(winner < 0).squeeze(1)
+    if len(skyp):
+        color[skyp] = sky_colour(rays.index_select(0, skyp), skyp // hw, env.sky_tables)
+
+    # ---------- solid surfaces ----------
+    pix = torch.nonzero(winner >= 0).squeeze(1)
+    hits, dist = _hits(cast, pix, winner.index_select(0, pix), env)
+    mat = hits.c(P.MAT).long()
+    base = torch.zeros((len(pix), 3), device=dev)
+    pcls = hits.c(P.CLS).long()
+    for m, fn in _MATERIALS.items():
+        idx = torch.nonzero(mat == m).squeeze(1)
+        if len(idx):
+            out = fn(hits.subset(idx), scenes, textures, env.sky_hor)
+            if isinstance(out, tuple):
+                base[idx], pcls[idx] = out
+            else:
+                base[idx] = out
+    color[pix] = _light(hits, base, dist, env)
     cls[pix] = pcls
+
+    # ---------- see-through crowns: twigs over what is behind, labelled as the crown ----------
+    if cast.veil is not None:
+        vpix = torch.nonzero(cast.veil >= 0).squeeze(1)
+        if len(vpix):
+            vh, vdist = _hits(cast, vpix, cast.veil.index_select(0, vpix), env)
+            twig, dens = _twigs(vh)
+            behind = color.index_select(0, vpix)
+            color[vpix] = behind + (_light(vh, twig, vdist, env) - behind) * dens[:, None]
+            cls[vpix] = vh.c(P.CLS).long()
 
     return color.reshape(n_sc, h, w, 3).permute(0, 3, 1, 2), cls.reshape(n_sc, h, w)
 
@@ -467,25 +498,26 @@ def _foliage(hits: _Hits, scenes, tex: TextureBank, sky_hor):
     p = hits.p
     c = hits.rgb(P.R)
     seed = hits.c(P.SEED).long()
-    ts, bare = hits.c(P.A0), hits.c(P.A0 + 1) > 0.5
+    ts = hits.c(P.A0)
     u, v = (p[:, 0] + p[:, 2]) * 3.0, p[:, 1] * 3.0
     n = fbm(u, v, seed, octaves=3)
     leaf = tex.lookup(torch.full_like(seed, 2), u * 0.15, v * 0.15)
-    col = c * (1.0 + ts * (n - 0.5) * 1.2)[:, None] * (0.75 + 0.25 * leaf)[:, None]
-    bidx = torch.nonzero(bare).squeeze(1)
-    if len(bidx):
-        # a leafless crown: a net of twigs over the sky (labelled Tree as a whole, like CamVid does)
-        sub = hits.subset(bidx)
-        ub, vb, sb = u[bidx], v[bidx], seed[bidx]
-        ridge = torch.zeros_like(ub)
-        for k, scale in enumerate((0.6, 1.3, 2.8)):
-            r = 1.0 - (2.0 * value_noise(ub * scale, vb * scale * 0.7, sb + 11 * k) - 1.0).abs()
-            ridge = torch.maximum(ridge, r - 0.04 * k)
-        dens = torch.clamp((ridge - 0.62) * 3.0, 0.0, 1.0) * (0.6 + 0.4 * fbm(ub * 0.3, vb * 0.3, sb + 5))
-        twig = c[bidx] * (0.5 + 0.4 * n[bidx])[:, None]
-        behind = sub.sky()
-        col[bidx] = behind + (twig - behind) * dens[:, None]
-    return col
+    return c * (1.0 + ts * (n - 0.5) * 1.2)[:, None] * (0.75 + 0.25 * leaf)[:, None]
+
+
+def _twigs(hits: _Hits) -> tuple[torch.Tensor, torch.Tensor]:
+    """A leafless crown: twig colour and twig density (0..1) over what is behind the crown."""
+    p = hits.p
+    c = hits.rgb(P.R)
+    seed = hits.c(P.SEED).long()
+    u, v = (p[:, 0] + p[:, 2]) * 3.0, p[:, 1] * 3.0
+    n = fbm(u, v, seed, octaves=3)
+    ridge = torch.zeros_like(u)
+    for k, scale in enumerate((0.6, 1.3, 2.8)):
+        r = 1.0 - (2.0 * value_noise(u * scale, v * scale * 0.7, seed + 11 * k) - 1.0).abs()
+        ridge = torch.maximum(ridge, r - 0.04 * k)
+    dens = torch.clamp((ridge - 0.62) * 3.0, 0.0, 1.0) * (0.6 + 0.4 * fbm(u * 0.3, v * 0.3, seed + 5))
+    return c * (0.5 + 0.4 * n)[:, None], dens
 
 
 def _glass(hits: _Hits, scenes, tex, sky_hor):
