@@ -171,3 +171,35 @@ def test_worker_processes_give_the_same_bytes_in_order(tmp_path):
     assert whole[0].tobytes() == out[2][0].tobytes(), "the stage's train split is dataset seed 0, scenes 0..19"
     with SceneBatches(SyntheticConfig(), H, W, workers=2) as r, pytest.raises(ValueError, match="unknown domain"):
         list(r.batches(8, seed=0, batch_size=4, domain="mars"))
+
+
+def test_a_leafless_crown_shows_what_is_behind_it_and_is_labelled_tree():
+    """CamVid labels a bare tree as Tree over its whole crown, the facade or car behind it showing through
+    the twigs. So must the generator: against the same scene without the tree, a bare crown's pixels follow
+    the background (correlated with it), a leafy crown (the same tree, opaque) does not, and both are Tree."""
+    from sim2real.synth.generate import sample_params
+    from sim2real.synth.render import render_scenes
+    from sim2real.taxonomy import CLASS_ID
+
+    tree, sky = CLASS_ID["Tree"], CLASS_ID["Sky"]
+    for scene in sample_params(SyntheticConfig(), 40, seed=3):
+        trees = [i for i, o in enumerate(scene["objects"]) if o["cls"] == "Tree"]
+        if not trees:
+            continue
+        i = trees[0]
+        without = {**scene, "objects": [o for j, o in enumerate(scene["objects"]) if j != i]}
+        bare, leafy = ({**scene, "objects": [({**o, "bare": b} if j == i else o) for j, o in enumerate(scene["objects"])]}
+                       for b in (1, 0))
+        img, mask = render_scenes([without, bare, leafy], 48, 64)
+        # crown pixels of both trees over something solid (not sky) that the tree hides
+        crown = (mask[1] == tree) & (mask[2] == tree) & (mask[0] != tree) & (mask[0] != sky)
+        if crown.sum() < 150:
+            continue
+        behind, through, opaque = (img[k][crown].astype(np.float64).ravel() for k in range(3))
+        see_through = np.corrcoef(behind, through)[0, 1]
+        leafy_corr = np.corrcoef(behind, opaque)[0, 1]
+        assert see_through > 0.4 and see_through > leafy_corr + 0.3, (see_through, leafy_corr)
+        # only this tree's pixels change label, and they become Tree
+        assert ((mask[1] == mask[0]) | (mask[1] == tree)).all()
+        return
+    pytest.fail("no scene among the first 40 has a tree crown over a solid background")
