@@ -366,8 +366,8 @@ def _render_chunk(scenes: list[dict], h: int, w: int, dev: torch.device,
     best_veil, veil = _nearest(torch.where(see_through, t, INF), elements.g, npx)
     veil = torch.where(best_veil < best, veil, torch.full_like(veil, -1))
 
-    cast = RayCast(prm=prm, pid=elements.pid, t=t, face=face, winner=winner, rays=rays, oy=oy_scene,
-                   height=h, width=w, veil=veil)
+    cast = RayCast(prm=prm, pid=elements.pid, t=t, face=face, winner=winner, veil=veil, rays=rays, oy=oy_scene,
+                   height=h, width=w)
     color, cls = shade(scenes, cast, textures)
     return apply_camera(color, scenes), cls.to(torch.uint8).cpu().numpy()
 

@@ -34,17 +34,16 @@ def _sun(light: dict[str, Any]) -> list[float]:
 class _Hits:
     """Values of the winning hits of one material (gathered once), plus table access."""
 
-    def __init__(self, param_columns, pid, sc, p, d, n, face, dev, sky_tables):
+    def __init__(self, param_columns, pid, sc, p, d, n, face, dev):
         self.param_columns, self.pid, self.sc, self.face, self.dev = param_columns, pid, sc, face, dev
         self.p, self.d, self.n = p, d, n
-        self.sky_tables = sky_tables
 
     def subset(self, idx: torch.Tensor) -> _Hits:
         def take(x: torch.Tensor) -> torch.Tensor:
             return x.index_select(0, idx)
 
         return _Hits(self.param_columns, take(self.pid), take(self.sc), take(self.p), take(self.d), take(self.n),
-                     take(self.face), self.dev, self.sky_tables)
+                     take(self.face), self.dev)
 
     def c(self, k: int) -> torch.Tensor:
         return self.param_columns[k].index_select(0, self.pid)
@@ -68,11 +67,11 @@ class RayCast:
     t: torch.Tensor  # element -> ray parameter of its hit (inf: none)
     face: torch.Tensor  # element -> hit face axis (boxes)
     winner: torch.Tensor  # pixel -> winning solid element (-1: nothing hit, sky)
+    veil: torch.Tensor  # pixel -> see-through crown element in front of `winner` (-1: none)
     rays: torch.Tensor  # pixel -> world ray direction (N*H*W, 3), camera z = 1
     oy: torch.Tensor  # scene -> camera height (m)
     height: int
     width: int
-    veil: torch.Tensor | None = None  # pixel -> see-through crown element in front of `winner` (-1: none)
 
 
 def is_veil(param_columns: torch.Tensor) -> torch.Tensor:
@@ -98,7 +97,8 @@ class _Scenes:
         self.sky_tables = (self.sky_top, self.sky_hor, self.sky_par)
 
 
-def _hits(cast: RayCast, pix: torch.Tensor, elements: torch.Tensor, env: _Scenes) -> tuple[_Hits, torch.Tensor]:
+def _hits(cast: RayCast, param_columns: torch.Tensor, pix: torch.Tensor,
+          elements: torch.Tensor) -> tuple[_Hits, torch.Tensor]:
     """The hits of `elements` (one per pixel in `pix`) and their ray distances."""
     hw = cast.height * cast.width
     pid = cast.pid.index_select(0, elements)
@@ -108,11 +108,10 @@ def _hits(cast: RayCast, pix: torch.Tensor, elements: torch.Tensor, env: _Scenes
     sc = pix // hw
     oy = cast.oy.index_select(0, sc)
     p = torch.stack([tw * d[:, 0], oy + tw * d[:, 1], tw * d[:, 2]], -1)
-    param_columns = cast.prm.t().contiguous()  # one row per parameter: param_columns[P.X][pid]
     kind = param_columns[P.KIND].long().index_select(0, pid)
     nrm = _normals(param_columns, pid, kind, fw, p, d)
     dist = tw * torch.sqrt((d * d).sum(-1))
-    return _Hits(param_columns, pid, sc, p, d, nrm, fw, cast.rays.device, env.sky_tables), dist
+    return _Hits(param_columns, pid, sc, p, d, nrm, fw, cast.rays.device), dist
 
 
 def _light(hits: _Hits, base: torch.Tensor, dist: torch.Tensor, env: _Scenes) -> torch.Tensor:
@@ -140,6 +139,7 @@ def shade(scenes: list[dict[str, Any]], cast: RayCast, textures: TextureBank) ->
     n_sc = len(scenes)
     hw = h * w
     env = _Scenes(scenes, dev)
+    param_columns = cast.prm.t().contiguous()  # one row per parameter: param_columns[P.X][pid]
 
     # ---------- sky where nothing was hit ----------
     color = torch.zeros((n_sc * hw, 3), device=dev)
@@ -150,7 +150,7 @@ def shade(scenes: list[dict[str, Any]], cast: RayCast, textures: TextureBank) ->
 
     # ---------- solid surfaces ----------
     pix = torch.nonzero(winner >= 0).squeeze(1)
-    hits, dist = _hits(cast, pix, winner.index_select(0, pix), env)
+    hits, dist = _hits(cast, param_columns, pix, winner.index_select(0, pix))
     mat = hits.c(P.MAT).long()
     base = torch.zeros((len(pix), 3), device=dev)
     pcls = hits.c(P.CLS).long()
@@ -166,14 +166,13 @@ def shade(scenes: list[dict[str, Any]], cast: RayCast, textures: TextureBank) ->
     cls[pix] = pcls
 
     # ---------- see-through crowns: twigs over what is behind, labelled as the crown ----------
-    if cast.veil is not None:
-        vpix = torch.nonzero(cast.veil >= 0).squeeze(1)
-        if len(vpix):
-            vh, vdist = _hits(cast, vpix, cast.veil.index_select(0, vpix), env)
-            twig, dens = _twigs(vh)
-            behind = color.index_select(0, vpix)
-            color[vpix] = behind + (_light(vh, twig, vdist, env) - behind) * dens[:, None]
-            cls[vpix] = vh.c(P.CLS).long()
+    vpix = torch.nonzero(cast.veil >= 0).squeeze(1)
+    if len(vpix):
+        vh, vdist = _hits(cast, param_columns, vpix, cast.veil.index_select(0, vpix))
+        twig, dens = _twigs(vh)
+        behind = color.index_select(0, vpix)
+        color[vpix] = behind + (_light(vh, twig, vdist, env) - behind) * dens[:, None]
+        cls[vpix] = vh.c(P.CLS).long()
 
     return color.reshape(n_sc, h, w, 3).permute(0, 3, 1, 2), cls.reshape(n_sc, h, w)
 
