@@ -31,7 +31,9 @@ from sim2real.synth.shading import RayCast, is_veil, shade
 from sim2real.synth.textures import TextureBank
 
 INF = float("inf")
-MAX_ELEMENTS = 1_000_000  # elements per chunk: bounds memory, keeps the working set cache-sized
+# elements per chunk: bounds memory and keeps the working set near the cache. 400k (6 scenes at 128x160)
+# rendered 1.15x faster than 1M on one core (17.5 vs 20.4 ms per scene, 64 scenes, best of 4 rounds)
+MAX_ELEMENTS = 400_000
 NEAR = 0.1  # near plane (m): geometry closer than this to the camera plane is not drawn
 
 
@@ -125,18 +127,19 @@ class _Elements:
         area_t = torch.as_tensor(area, device=dev)
         e = int(area.sum())
         self.pid = torch.repeat_interleave(torch.arange(len(boxes), device=dev), area_t)
-        offs = torch.cumsum(area_t, 0) - area_t
+        # per box: its first element's rank and its first pixel's number (scene * H * W + v0 * W + u0)
+        offs = (torch.cumsum(area_t, 0) - area_t).to(torch.float64)
+        scn = prm[:, P.SCN].to(torch.int64)
+        first = scn * (h * w) + torch.as_tensor(boxes[:, 1] * w + boxes[:, 0], device=dev)
         # pixel (u, v) inside the box from the element's rank, in float32: exact because the rank
         # within one box is < 2^24 and the +0.5 keeps the quotient away from integers
-        local = (torch.arange(e, device=dev) - offs.index_select(0, self.pid)).to(torch.float32)
+        local = (torch.arange(e, device=dev, dtype=torch.float64) - offs.index_select(0, self.pid)).to(torch.float32)
         bw = torch.as_tensor(np.maximum(boxes[:, 2], 1), device=dev, dtype=torch.float32).index_select(0, self.pid)
         vf = torch.floor((local + 0.5) / bw)
         uf = local - vf * bw
-        u = uf.long() + torch.as_tensor(boxes[:, 0], device=dev).index_select(0, self.pid)
-        v = vf.long() + torch.as_tensor(boxes[:, 1], device=dev).index_select(0, self.pid)
-        scn = prm[:, P.SCN].long().index_select(0, self.pid)
-        self.scn = scn
-        self.g = scn * (h * w) + v * w + u
+        # v * W + u < 2^24 as well, so the float32 sum is exact
+        self.g = first.index_select(0, self.pid) + (vf * w + uf).to(torch.int64)
+        self.scn = scn.index_select(0, self.pid)
 
 
 def _safe(x: torch.Tensor) -> torch.Tensor:
@@ -282,7 +285,7 @@ def _alpha(param_columns: torch.Tensor, pid: torch.Tensor, t: torch.Tensor, d: t
             lz = pz - (c(P.Z0) + c(P.Z1)) * 0.5
             rr = (ly * ly + lz * lz) / (ry * ry)
             ok = (rr >= c(P.AL0) * c(P.AL0)) | (ly.abs() < 0.02) | (lz.abs() < 0.02)
-        solid[m] = ok
+        solid.index_copy_(0, m, ok)
     return solid
 
 
@@ -363,8 +366,11 @@ def _render_chunk(scenes: list[dict], h: int, w: int, dev: torch.device,
     npx = n * h * w
     see_through = is_veil(param_columns).index_select(0, elements.pid)
     best, winner = _nearest(torch.where(see_through, INF, t), elements.g, npx)
-    best_veil, veil = _nearest(torch.where(see_through, t, INF), elements.g, npx)
-    veil = torch.where(best_veil < best, veil, torch.full_like(veil, -1))
+    crowns = torch.nonzero(see_through & torch.isfinite(t)).squeeze(1)  # few: the veil layer looks at these only
+    veil = torch.full_like(winner, -1)
+    if len(crowns):
+        best_veil, in_crowns = _nearest(t.index_select(0, crowns), elements.g.index_select(0, crowns), npx)
+        veil = torch.where((best_veil < best) & (in_crowns >= 0), crowns.index_select(0, in_crowns.clamp(min=0)), veil)
 
     cast = RayCast(prm=prm, pid=elements.pid, t=t, face=face, winner=winner, veil=veil, rays=rays, oy=oy_scene,
                    height=h, width=w)

@@ -34,16 +34,25 @@ def _sun(light: dict[str, Any]) -> list[float]:
 class _Hits:
     """Values of the winning hits of one material (gathered once), plus table access."""
 
-    def __init__(self, param_columns, pid, sc, p, d, n, face, dev):
-        self.param_columns, self.pid, self.sc, self.face, self.dev = param_columns, pid, sc, face, dev
-        self.p, self.d, self.n = p, d, n
+    def __init__(self, param_columns, pid, sc, p, n, dev):
+        self.param_columns, self.pid, self.sc, self.p, self.dev = param_columns, pid, sc, p, dev
+        self._n, self._n_idx = n, None
+
+    @property
+    def n(self) -> torch.Tensor:
+        """Surface normals (gathered on first use: the ground and facades never need them)."""
+        if self._n_idx is not None:
+            self._n, self._n_idx = self._n.index_select(0, self._n_idx), None
+        return self._n
 
     def subset(self, idx: torch.Tensor) -> _Hits:
-        def take(x: torch.Tensor) -> torch.Tensor:
-            return x.index_select(0, idx)
-
-        return _Hits(self.param_columns, take(self.pid), take(self.sc), take(self.p), take(self.d), take(self.n),
-                     take(self.face), self.dev)
+        sub = _Hits(self.param_columns, self.pid.index_select(0, idx), self.sc.index_select(0, idx),
+                    self.p.index_select(0, idx), self._n, self.dev)
+        if self._n_idx is not None:  # compose with a pending gather
+            sub._n_idx = self._n_idx.index_select(0, idx)
+        else:
+            sub._n_idx = idx
+        return sub
 
     def c(self, k: int) -> torch.Tensor:
         return self.param_columns[k].index_select(0, self.pid)
@@ -111,7 +120,7 @@ def _hits(cast: RayCast, param_columns: torch.Tensor, pix: torch.Tensor,
     kind = param_columns[P.KIND].long().index_select(0, pid)
     nrm = _normals(param_columns, pid, kind, fw, p, d)
     dist = tw * torch.sqrt((d * d).sum(-1))
-    return _Hits(param_columns, pid, sc, p, d, nrm, fw, cast.rays.device), dist
+    return _Hits(param_columns, pid, sc, p, nrm, cast.rays.device), dist
 
 
 def _light(hits: _Hits, base: torch.Tensor, dist: torch.Tensor, env: _Scenes) -> torch.Tensor:
@@ -146,7 +155,7 @@ def shade(scenes: list[dict[str, Any]], cast: RayCast, textures: TextureBank) ->
     cls = torch.full((n_sc * hw,), SKY, device=dev, dtype=torch.long)
     skyp = torch.nonzero(winner < 0).squeeze(1)
     if len(skyp):
-        color[skyp] = sky_colour(rays.index_select(0, skyp), skyp // hw, env.sky_tables)
+        color.index_copy_(0, skyp, sky_colour(rays.index_select(0, skyp), skyp // hw, env.sky_tables))
 
     # ---------- solid surfaces ----------
     pix = torch.nonzero(winner >= 0).squeeze(1)
@@ -159,11 +168,12 @@ def shade(scenes: list[dict[str, Any]], cast: RayCast, textures: TextureBank) ->
         if len(idx):
             out = fn(hits.subset(idx), scenes, textures, env.sky_hor)
             if isinstance(out, tuple):
-                base[idx], pcls[idx] = out
+                base.index_copy_(0, idx, out[0])
+                pcls.index_copy_(0, idx, out[1])
             else:
-                base[idx] = out
-    color[pix] = _light(hits, base, dist, env)
-    cls[pix] = pcls
+                base.index_copy_(0, idx, out)
+    color.index_copy_(0, pix, _light(hits, base, dist, env))
+    cls.index_copy_(0, pix, pcls)
 
     # ---------- see-through crowns: twigs over what is behind, labelled as the crown ----------
     vpix = torch.nonzero(cast.veil >= 0).squeeze(1)
@@ -171,8 +181,8 @@ def shade(scenes: list[dict[str, Any]], cast: RayCast, textures: TextureBank) ->
         vh, vdist = _hits(cast, param_columns, vpix, cast.veil.index_select(0, vpix))
         twig, dens = _twigs(vh)
         behind = color.index_select(0, vpix)
-        color[vpix] = behind + (_light(vh, twig, vdist, env) - behind) * dens[:, None]
-        cls[vpix] = vh.c(P.CLS).long()
+        color.index_copy_(0, vpix, behind + (_light(vh, twig, vdist, env) - behind) * dens[:, None])
+        cls.index_copy_(0, vpix, vh.c(P.CLS).long())
 
     return color.reshape(n_sc, h, w, 3).permute(0, 3, 1, 2), cls.reshape(n_sc, h, w)
 
@@ -257,14 +267,14 @@ def _facade_shadow(scenes, p, L, sc, sunny, dev) -> torch.Tensor:
             prof[i, (zgrid >= f["z0"]) & (zgrid < f["z1"])] = f["height"]
     table = torch.as_tensor(prof.reshape(-1), device=dev)
     xs_t = torch.as_tensor(xs, device=dev)
-    ps, Ls, ss = p[sel], L[sel], sc[sel]
+    ps, Ls, ss = p.index_select(0, sel), L.index_select(0, sel), sc.index_select(0, sel)
     lx = torch.where(Ls[:, 0].abs() < 1e-4, torch.full_like(Ls[:, 0], 1e-4), Ls[:, 0])
-    k = (xs_t[ss] - ps[:, 0]) / lx
+    k = (xs_t.index_select(0, ss) - ps[:, 0]) / lx
     y = ps[:, 1] + k * Ls[:, 1]
     z = ps[:, 2] + k * Ls[:, 2]
     zi = torch.clamp(torch.floor((z - SHADOW_Z0) / SHADOW_DZ).long(), 0, SHADOW_LEN - 1)
-    hh = table[ss * SHADOW_LEN + zi]
-    out[sel] = ((k > 0.05) & (y < hh)).float()
+    hh = table.index_select(0, ss * SHADOW_LEN + zi)
+    out.index_copy_(0, sel, ((k > 0.05) & (y < hh)).float())
     return out
 
 
@@ -276,27 +286,32 @@ _STREET_KEYS = ("left_edge", "right_edge", "kerb", "offset", "pave_left", "pave_
 _STREET_RGB = ("road_color", "pave_color", "kerb_color", "mark_color")
 
 
-_STREET_KEYS = ("left_edge", "right_edge", "kerb", "offset", "pave_left", "pave_right", "tex_seed", "tex_strength",
-                "verge", "photo", "wear", "puddles", "marking_style", "dash_period", "dash_fraction", "edge_lines",
-                "markings", "pave_tile")
-_STREET_RGB = ("road_color", "pave_color", "kerb_color", "mark_color")
+class _Street:
+    """Every street parameter the ground needs, one row per scene; `at(sc)` looks them up per pixel."""
+
+    def __init__(self, scenes, dev):
+        table = np.array([[s["street"][k] for k in _STREET_KEYS] for s in scenes], np.float64).astype(np.float32)
+        self.scalars = torch.as_tensor(table.T.copy(), device=dev)  # (keys, scenes)
+        self.rgb = {k: torch.as_tensor(np.array([s["street"][k] for s in scenes], np.float64).astype(np.float32),
+                                       device=dev) for k in _STREET_RGB}
+
+    def at(self, sc: torch.Tensor) -> _StreetAt:
+        return _StreetAt(self, sc)
 
 
-def _street_table(scenes, dev) -> torch.Tensor:
-    """Every street parameter the ground needs, one row per scene (see `_street`)."""
-    table = np.array([[s["street"][k] for k in _STREET_KEYS] + [v for k in _STREET_RGB for v in s["street"][k]]
-                      for s in scenes], np.float64).astype(np.float32)
-    return torch.as_tensor(table, device=dev)
+class _StreetAt:
+    """The street parameters of scenes `sc`, per pixel: each key gathered on first use."""
 
+    def __init__(self, street: _Street, sc: torch.Tensor):
+        self.street, self.sc, self.cache = street, sc, {}
 
-def _street(table: torch.Tensor, sc: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The street parameters per ground pixel of scenes `sc` (one gather)."""
-    px = table.index_select(0, sc)
-    out = {k: px[:, i] for i, k in enumerate(_STREET_KEYS)}
-    for j, k in enumerate(_STREET_RGB):
-        i = len(_STREET_KEYS) + 3 * j
-        out[k] = px[:, i:i + 3]
-    return out
+    def __getitem__(self, key: str) -> torch.Tensor:
+        if key not in self.cache:
+            if key in self.street.rgb:
+                self.cache[key] = self.street.rgb[key].index_select(0, self.sc)
+            else:
+                self.cache[key] = self.street.scalars[_STREET_KEYS.index(key)].index_select(0, self.sc)
+        return self.cache[key]
 
 
 def _object_shadows(scenes: list[dict[str, Any]]) -> np.ndarray:
@@ -347,8 +362,8 @@ def _ground(hits: _Hits, scenes, tex: TextureBank, sky_hor):
     sc = hits.sc
     dev = hits.dev
     X, Z = hits.p[:, 0], hits.p[:, 2]
-    table = _street_table(scenes, dev)
-    st = _street(table, sc)
+    street = _Street(scenes, dev)
+    st = street.at(sc)
     le, re, kerb = st["left_edge"], st["right_edge"], st["kerb"]
     pl, pr = st["pave_left"], st["pave_right"]
     in_road = (X >= le) & (X <= re)
@@ -364,7 +379,7 @@ def _ground(hits: _Hits, scenes, tex: TextureBank, sky_hor):
         idx = torch.nonzero(region == r).squeeze(1)
         if len(idx):
             sub_sc = sc.index_select(0, idx)
-            out = fn(X.index_select(0, idx), Z.index_select(0, idx), _street(table, sub_sc), sub_sc, tex, sky_hor)
+            out = fn(X.index_select(0, idx), Z.index_select(0, idx), street.at(sub_sc), sub_sc, tex, sky_hor)
             col.index_copy_(0, idx, out)
     return col * _ground_shadows(scenes, X, Z, sc)[:, None], cls
 

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import torch
 
-SIZE = 256
+SIZE = 256  # texels per side: a power of two (lookup wraps with a bit mask)
 BUILTIN = ("brick", "gravel", "grass")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
@@ -76,7 +76,10 @@ class TextureBank:
     def lookup(self, tex_id: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """Detail value at texture coordinates (u, v) in texture tiles (wraps), nearest texel."""
         flat = self.on(u.device)
-        iu = torch.remainder(torch.floor(u * SIZE).long(), SIZE)
-        iv = torch.remainder(torch.floor(v * SIZE).long(), SIZE)
+        # & (SIZE - 1) is the remainder mod SIZE (a power of two) for negative values too; index_select on
+        # the flat index is several times faster than advanced indexing on the CPU
+        iu = torch.floor(u * SIZE).long() & (SIZE - 1)
+        iv = torch.floor(v * SIZE).long() & (SIZE - 1)
         tid = torch.remainder(tex_id.long(), len(self))
-        return flat[tid * SIZE * SIZE + iv * SIZE + iu]
+        idx = tid * (SIZE * SIZE) + iv * SIZE + iu
+        return flat.index_select(0, idx.reshape(-1)).reshape(idx.shape)
