@@ -102,6 +102,37 @@ def _bbox(table: np.ndarray, cams: list[tuple], heights: np.ndarray, h: int, w: 
     return out
 
 
+# depths (m) where planes along the street are cut for ray casting: a facade 6-28 m long projects to a
+# trapezoid that fills a third of its bounding box. Cut at every doubling of depth, each piece fills
+# most of its own box: these planes cast 0.74 instead of 1.31 elements per pixel at 128x160 (finer cuts
+# add more box padding than they save: 0.87 at every factor 2^(1/4))
+SPLIT_Z = 2.0 * 2.0 ** np.arange(9)  # 2 m .. 512 m
+
+
+def _split_along_street(table: np.ndarray) -> np.ndarray:
+    """Planes x = const (facades, tree rows, fences, backdrops) cut into pieces at `SPLIT_Z` depths.
+
+    The pieces tile the plane exactly (neighbours share the float32 bound), keep the original row's
+    place (ties between primitives resolve as before) and every other column, so the pixels do not
+    change. Shop fascias (M_SIGN) stay whole: their shading reads their z extent.
+    """
+    cut = (table[:, P.KIND] == P.K_QUADX) & (table[:, P.MAT] != P.M_SIGN)
+    if not cut.any():
+        return table
+    z0, z1 = table[:, P.Z0].astype(np.float64), table[:, P.Z1].astype(np.float64)
+    inner = (SPLIT_Z[None, :] > z0[:, None]) & (SPLIT_Z[None, :] < z1[:, None]) & cut[:, None]
+    pieces = 1 + inner.sum(1)
+    out = np.repeat(table, pieces, axis=0)
+    rows = np.nonzero(inner.any(1))[0]
+    first = np.cumsum(pieces) - pieces  # where each original row's pieces start in `out`
+    for r in rows:
+        bounds = np.concatenate([[table[r, P.Z0]], SPLIT_Z[inner[r]].astype(np.float32), [table[r, P.Z1]]])
+        k = first[r]
+        out[k:k + pieces[r], P.Z0] = bounds[:-1]
+        out[k:k + pieces[r], P.Z1] = bounds[1:]
+    return out
+
+
 def _rays(cams: list[tuple], h: int, w: int, device: torch.device) -> torch.Tensor:
     """Per-pixel world ray directions (N, H*W, 3) (unnormalised: camera z = 1)."""
     vv, uu = torch.meshgrid(torch.arange(h, device=device, dtype=torch.float32),
@@ -339,7 +370,7 @@ def _render_chunk(scenes: list[dict], h: int, w: int, dev: torch.device,
     n = len(scenes)
     cams = [camera_matrices(s["camera"], h, w) for s in scenes]
     heights = np.array([s["camera"]["height"] for s in scenes], np.float64)
-    table = np.concatenate([P.build_primitives(s, i) for i, s in enumerate(scenes)])
+    table = _split_along_street(np.concatenate([P.build_primitives(s, i) for i, s in enumerate(scenes)]))
     boxes = _bbox(table, cams, heights, h, w)
     keep = boxes[:, 2] * boxes[:, 3] > 0
     # sort by kind (stable): each kind's elements form one contiguous slice
