@@ -203,3 +203,32 @@ def test_a_leafless_crown_shows_what_is_behind_it_and_is_labelled_tree():
         assert ((mask[1] == mask[0]) | (mask[1] == tree)).all()
         return
     pytest.fail("no scene among the first 40 has a tree crown over a solid background")
+
+
+def test_planes_cut_for_ray_casting_render_the_same_bytes(monkeypatch):
+    """Facades, tree rows and fences are cut into pieces along the street only to cast fewer rays;
+    the pieces tile each plane exactly, so the pixels must be those of the uncut planes."""
+    from sim2real.synth import primitives as P
+    from sim2real.synth import render
+    from sim2real.synth.generate import sample_params
+
+    scenes = sample_params(SyntheticConfig(), 6, seed=4)
+    table = np.concatenate([P.build_primitives(s, i) for i, s in enumerate(scenes)])
+    cut = render._split_along_street(table)
+    planes = (table[:, P.KIND] == P.K_QUADX) & (table[:, P.MAT] != P.M_SIGN)
+    assert len(cut) > len(table)  # the long planes were cut
+    # each cut plane's pieces are contiguous, in its place, and tile [z0, z1] with shared bounds
+    i = 0
+    for row, is_plane in zip(table, planes, strict=True):
+        j = i + 1
+        while j < len(cut) and is_plane and cut[j, P.Z0] == cut[j - 1, P.Z1] and cut[j, P.Z0] < row[P.Z1] and \
+                np.array_equal(np.delete(cut[j], [P.Z0, P.Z1]), np.delete(row, [P.Z0, P.Z1])):
+            j += 1
+        assert cut[i, P.Z0] == row[P.Z0] and cut[j - 1, P.Z1] == row[P.Z1]
+        assert is_plane or j == i + 1
+        i = j
+    assert i == len(cut)
+    images, masks = render.render_scenes(scenes, 64, 80)
+    monkeypatch.setattr(render, "SPLIT_Z", np.zeros(0))
+    whole_images, whole_masks = render.render_scenes(scenes, 64, 80)
+    assert np.array_equal(images, whole_images) and np.array_equal(masks, whole_masks)
