@@ -104,17 +104,24 @@ class _Scenes:
         self.light = per_scene(lambda s: [s["light"]["ambient"], s["light"]["sun"], s["light"]["shadow"],
                                           s["light"]["sunny"]])
         self.sky_tables = (self.sky_top, self.sky_hor, self.sky_par)
+        self.dev = dev
+        self._profiles: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def facade_profiles(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """`_facade_profiles` of these scenes, built once for both layers."""
+        if self._profiles is None:
+            self._profiles = _facade_profiles(self.scenes, self.dev)
+        return self._profiles
 
 
 def _hits(cast: RayCast, param_columns: torch.Tensor, pix: torch.Tensor,
           elements: torch.Tensor) -> tuple[_Hits, torch.Tensor]:
     """The hits of `elements` (one per pixel in `pix`) and their ray distances."""
-    hw = cast.height * cast.width
     pid = cast.pid.index_select(0, elements)
     tw = cast.t.index_select(0, elements)
     fw = cast.face.index_select(0, elements).long()
     d = cast.rays.index_select(0, pix)
-    sc = pix // hw
+    sc = param_columns[P.SCN].index_select(0, pid).long()  # = pix // (H * W), without an integer division
     oy = cast.oy.index_select(0, sc)
     p = torch.stack([tw * d[:, 0], oy + tw * d[:, 1], tw * d[:, 2]], -1)
     kind = param_columns[P.KIND].long().index_select(0, pid)
@@ -131,7 +138,7 @@ def _light(hits: _Hits, base: torch.Tensor, dist: torch.Tensor, env: _Scenes) ->
     light_px = env.light.index_select(0, sc)
     amb, sun_k = light_px[:, 0], light_px[:, 1]
     ndl = torch.clamp((nrm * L).sum(-1), min=0.0)
-    shadowed = _facade_shadow(env.scenes, hits.p, L, sc, light_px[:, 3] > 0.5, hits.dev)
+    shadowed = _facade_shadow(env, hits.p, L, sc, light_px[:, 3] > 0.5, hits.dev)
     lit = amb * (1.0 - 0.15 * shadowed) + sun_k * ndl * (1.0 - shadowed)
     lit = lit + 0.08 * torch.clamp(nrm[:, 1], min=0.0)  # sky light from above
     col = base * lit[:, None]
@@ -245,15 +252,9 @@ def _normals(param_columns, pid, kind, face, p, d) -> torch.Tensor:
 SHADOW_Z0, SHADOW_DZ, SHADOW_LEN = -10.0, 0.5, 640  # facade height profile: z from -10 m, 0.5 m steps
 
 
-def _facade_shadow(scenes, p, L, sc, sunny, dev) -> torch.Tensor:
-    """1 where the sun ray from a point hits the facade row on the sun's side of the street.
-
-    The row is a height profile over z (one lookup per point) at the row's mean x.
-    """
-    out = torch.zeros(len(p), device=dev)
-    sel = torch.nonzero(sunny).squeeze(1)
-    if len(sel) == 0:
-        return out
+def _facade_profiles(scenes: list[dict[str, Any]], dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per scene: the height profile over z of the facade row on the sun's side (flat, scene-major) and
+    that row's mean x (0 where there is none or no sun)."""
     prof = np.zeros((len(scenes), SHADOW_LEN), np.float32)
     xs = np.zeros(len(scenes), np.float32)
     zgrid = SHADOW_Z0 + SHADOW_DZ * (np.arange(SHADOW_LEN) + 0.5)
@@ -265,8 +266,19 @@ def _facade_shadow(scenes, p, L, sc, sunny, dev) -> torch.Tensor:
         xs[i] = float(np.mean([f["x"] for f in segs]))
         for f in segs:
             prof[i, (zgrid >= f["z0"]) & (zgrid < f["z1"])] = f["height"]
-    table = torch.as_tensor(prof.reshape(-1), device=dev)
-    xs_t = torch.as_tensor(xs, device=dev)
+    return torch.as_tensor(prof.reshape(-1), device=dev), torch.as_tensor(xs, device=dev)
+
+
+def _facade_shadow(env: _Scenes, p, L, sc, sunny, dev) -> torch.Tensor:
+    """1 where the sun ray from a point hits the facade row on the sun's side of the street.
+
+    The row is a height profile over z (one lookup per point) at the row's mean x.
+    """
+    out = torch.zeros(len(p), device=dev)
+    sel = torch.nonzero(sunny).squeeze(1)
+    if len(sel) == 0:
+        return out
+    table, xs_t = env.facade_profiles()
     ps, Ls, ss = p.index_select(0, sel), L.index_select(0, sel), sc.index_select(0, sel)
     lx = torch.where(Ls[:, 0].abs() < 1e-4, torch.full_like(Ls[:, 0], 1e-4), Ls[:, 0])
     k = (xs_t.index_select(0, ss) - ps[:, 0]) / lx
