@@ -232,3 +232,35 @@ def test_planes_cut_for_ray_casting_render_the_same_bytes(monkeypatch):
     monkeypatch.setattr(render, "SPLIT_Z", np.zeros(0))
     whole_images, whole_masks = render.render_scenes(scenes, 64, 80)
     assert np.array_equal(images, whole_images) and np.array_equal(masks, whole_masks)
+
+
+def test_pedestrians_have_legs_apart_and_arms_to_the_thighs():
+    """Real CamVid pedestrians are thin walking figures: legs apart, arms down the sides. A person seen
+    walking across the view shows a gap between the feet, and arms reach below the hips (the old blocky
+    figure, arms ending at the waist and legs together, was read as a cyclist by the source-only model)."""
+    from sim2real.synth.generate import sample_params
+    from sim2real.synth.render import render_scenes
+    from sim2real.taxonomy import CLASS_ID
+
+    ped = CLASS_ID["Pedestrian"]
+    scene = sample_params(SyntheticConfig(), 1, seed=3)[0]
+    person = {"cls": "Pedestrian", "x": 0.0, "z": 6.0, "h": 1.8, "w": 0.5, "stride": 0.35,
+              "top": [0.2, 0.2, 0.25], "legs": [0.15, 0.15, 0.2], "skin": [0.8, 0.6, 0.5]}
+    across, facing = ({**person, "seed": s} for s in (3, 7))  # seed % 3 == 0: walking across; % 5 >= 2: no coat
+    scenes = [{**scene, "camera": {**scene["camera"], "roll": 0.0, "yaw": 0.0}, "objects": [o]}
+              for o in (across, facing)]
+    _, masks = render_scenes(scenes, 192, 256)
+    for m, gap_at_feet in zip(masks, (True, False), strict=True):
+        body = m == ped
+        rows = np.nonzero(body.any(1))[0]
+        bottom, height = rows.max(), rows.max() - rows.min() + 1
+        assert height > 40
+        # the row at a share of the person's height above the feet
+        at = {frac: body[bottom - int(frac * height)] for frac in (0.05, 0.45, 0.7, 0.75, 0.96)}
+        width = {frac: int(np.ptp(np.nonzero(r)[0]) + 1) if r.any() else 0 for frac, r in at.items()}
+        # the arms hang beside the hips: at 45 % of the height the figure is as wide as at the chest
+        assert width[0.45] >= 0.9 * width[0.7], width
+        # the head is narrower than the shoulders
+        assert width[0.96] < 0.6 * width[0.75], width
+        if gap_at_feet:  # two feet on the ground, apart
+            assert np.count_nonzero(np.diff(np.concatenate([[0], at[0.05].astype(int), [0]])) == 1) == 2

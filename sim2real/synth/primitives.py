@@ -147,21 +147,34 @@ def _car(t: _Table, o: dict[str, Any]) -> None:
 
 
 def _pedestrian(t: _Table, o: dict[str, Any]) -> None:
+    """A person on foot: legs apart, arms hanging to the thighs, sometimes a long coat; some seen walking
+    across the view (the stride then spreads the legs sideways). The pose comes from the seed, so the
+    scene's other draws do not change."""
     x, z, h, w, sd = o["x"], o["z"], o["h"], o["w"], o["seed"]
     leg_h = 0.47 * h
     stride = o["stride"]
-    for k, dz in enumerate((-stride / 2, stride / 2)):
-        lx = x + (k - 0.5) * 0.16 * w / 0.45
-        t.add(K_BOX, M_PAINT, "Pedestrian", (lx - 0.07, 0.0, z + dz - 0.08), (lx + 0.07, leg_h + 0.05, z + dz + 0.08),
-              o["legs"], seed=sd, params=(0.2, 6.0))
-    t.add(K_ELL, M_PAINT, "Pedestrian", (x - w / 2, leg_h - 0.05, z - 0.16), (x + w / 2, 0.87 * h, z + 0.16),
-          o["top"], seed=sd + 1, params=(0.2, 6.0))
+    across = sd % 3 == 0  # walking across the view: legs spread along x
+    coat = sd % 5 < 2
     for k in (-1, 1):
-        ax = x + k * (w / 2 - 0.02)
-        t.add(K_BOX, M_PAINT, "Pedestrian", (ax - 0.05, 0.5 * h, z - 0.06), (ax + 0.05, 0.82 * h, z + 0.06),
+        if across:
+            lx, dz = x + k * (0.03 + stride / 2), 0.0
+        else:
+            lx, dz = x + k * 0.075 * w / 0.45, k * stride / 2
+        t.add(K_BOX, M_PAINT, "Pedestrian", (lx - 0.055, 0.0, z + dz - 0.08), (lx + 0.055, leg_h + 0.05, z + dz + 0.08),
+              o["legs"], seed=sd, params=(0.2, 6.0))
+    t.add(K_ELL, M_PAINT, "Pedestrian", (x - w / 2, leg_h - 0.05, z - 0.15), (x + w / 2, 0.86 * h, z + 0.15),
+          o["top"], seed=sd + 1, params=(0.2, 6.0))
+    if coat:  # a coat to the knees: the torso's colour over the thighs
+        t.add(K_BOX, M_PAINT, "Pedestrian", (x - 0.4 * w, 0.27 * h, z - 0.13), (x + 0.4 * w, leg_h + 0.02, z + 0.13),
+              o["top"], seed=sd + 1, params=(0.2, 6.0))
+    for k in (-1, 1):  # arms hang from the shoulders to the thighs
+        ax = x + k * (w / 2 - 0.035)
+        t.add(K_BOX, M_PAINT, "Pedestrian", (ax - 0.04, 0.42 * h, z - 0.05), (ax + 0.04, 0.8 * h, z + 0.05),
               o["top"], seed=sd + 2, params=(0.2, 6.0))
-    hr = 0.065 * h
-    t.add(K_ELL, M_PAINT, "Pedestrian", (x - hr * 0.85, h - 2 * hr, z - hr * 0.9), (x + hr * 0.85, h, z + hr * 0.9),
+    t.add(K_BOX, M_PAINT, "Pedestrian", (x - 0.05, 0.84 * h, z - 0.05), (x + 0.05, 0.9 * h, z + 0.05),
+          o["skin"], seed=sd + 3, params=(0.1, 6.0))  # neck
+    hr = 0.068 * h
+    t.add(K_ELL, M_PAINT, "Pedestrian", (x - hr * 0.8, h - 2 * hr, z - hr * 0.9), (x + hr * 0.8, h, z + hr * 0.9),
           o["skin"], seed=sd + 3, params=(0.1, 6.0))
 
 
