@@ -299,13 +299,12 @@ _STREET_RGB = ("road_color", "pave_color", "kerb_color", "mark_color")
 
 
 class _Street:
-    """Every street parameter the ground needs, one row per scene; `at(sc)` looks them up per pixel."""
+    """Every street parameter the ground needs, per scene; `at(sc)` looks them up per pixel."""
 
     def __init__(self, scenes, dev):
-        table = np.array([[s["street"][k] for k in _STREET_KEYS] for s in scenes], np.float64).astype(np.float32)
-        self.scalars = torch.as_tensor(table.T.copy(), device=dev)  # (keys, scenes)
-        self.rgb = {k: torch.as_tensor(np.array([s["street"][k] for s in scenes], np.float64).astype(np.float32),
-                                       device=dev) for k in _STREET_RGB}
+        # one (scenes,) or (scenes, 3) table per key
+        self.columns = {k: torch.as_tensor(np.array([s["street"][k] for s in scenes], np.float64).astype(np.float32),
+                                           device=dev) for k in (*_STREET_KEYS, *_STREET_RGB)}
 
     def at(self, sc: torch.Tensor) -> _StreetAt:
         return _StreetAt(self, sc)
@@ -319,10 +318,7 @@ class _StreetAt:
 
     def __getitem__(self, key: str) -> torch.Tensor:
         if key not in self.cache:
-            if key in self.street.rgb:
-                self.cache[key] = self.street.rgb[key].index_select(0, self.sc)
-            else:
-                self.cache[key] = self.street.scalars[_STREET_KEYS.index(key)].index_select(0, self.sc)
+            self.cache[key] = self.street.columns[key].index_select(0, self.sc)
         return self.cache[key]
 
 

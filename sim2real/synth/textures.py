@@ -77,7 +77,7 @@ class TextureBank:
         """Detail value at texture coordinates (u, v) in texture tiles (wraps), nearest texel."""
         flat = self.on(u.device)
         # & (SIZE - 1) is the remainder mod SIZE (a power of two) for negative values too; index_select on
-        # the flat index is several times faster than advanced indexing on the CPU
+        # the flat index, as in noise._lookup, instead of advanced indexing
         iu = torch.floor(u * SIZE).long() & (SIZE - 1)
         iv = torch.floor(v * SIZE).long() & (SIZE - 1)
         tid = torch.remainder(tex_id.long(), len(self))
