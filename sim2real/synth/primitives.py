@@ -114,11 +114,20 @@ def _facade(t: _Table, seg: dict[str, Any]) -> None:
         t.add(K_QUADZ, M_FACADE, "Building", lo, hi, seg["color"], seg["window"], seed=seg["seed"] + 7,
               params=params)
         if seg["shop"]:
-            # a shop fascia with its name: CamVid labels shop text/boards SignSymbol (Misc_Text)
+            # a shop fascia with its name, labelled Building as CamVid's are; CamVid's SignSymbol on a facade
+            # is the sign projecting from it on a bracket, drawn on half the shops
             xo = x - side * 0.2
             zl = z0 + 0.3 + (z1 - z0 - 0.6) * 0.15
-            t.add(K_QUADX, M_SIGN, "SignSymbol", (xo, 2.55, zl), (xo, 3.25, z1 - 0.3 - (z1 - z0 - 0.6) * 0.15),
+            t.add(K_QUADX, M_SIGN, "Building", (xo, 2.55, zl), (xo, 3.25, z1 - 0.3 - (z1 - z0 - 0.6) * 0.15),
                   seg["shop_color"], [0.92, 0.9, 0.85], seed=seg["seed"] + 3, params=(3.0, 0.0))
+            sd = seg["seed"]
+            if sd % 2 == 0:
+                size = 0.45 + 0.05 * (sd // 2 % 7)  # 0.45-0.75 m
+                xa, xb = x - side * 0.25, x - side * (0.25 + size)
+                t.add(K_BOX, M_SIGN, "SignSymbol", (min(xa, xb), 3.35, zl - 0.03), (max(xa, xb), 3.35 + size, zl + 0.03),
+                      seg["shop_color"], [0.92, 0.9, 0.85], seed=sd + 5, params=(0.0, 0.0))
+                t.add(K_BOX, M_PAINT, "SignSymbol", (min(x, xb), 3.35 + size, zl - 0.02),
+                      (max(x, xb), 3.4 + size, zl + 0.02), [0.1, 0.1, 0.1], seed=sd + 6, params=(0.1, 0.0))
     elif seg["kind"] == "trees":
         t.add(K_QUADX, M_FOLIAGE, "Tree", (x, 0, z0), (x, seg["height"], z1), seg["color"], seed=seg["seed"],
               params=(seg["tex"], float(seg.get("bare", 0))), alpha=AL_SILHOUETTE, al=(seg["height"] * 0.45, 0.35))
@@ -139,11 +148,18 @@ def _car(t: _Table, o: dict[str, Any]) -> None:
     cz0, cz1 = z0 + 0.22 * length, z1 - 0.18 * length
     t.add(K_BOX, M_GLASS, "Car", (x - w / 2 + inset, body_top, cz0), (x + w / 2 - inset, h, cz1), c,
           [0.10, 0.11, 0.13], seed=sd + 1, params=(0.35, 0.0))
+    # wheels: round tyres bulging out of the body's sides with a lighter hub, so that a car seen from the
+    # side or three-quarters shows its wheels as real ones do (a box wheel tucked under the body showed
+    # none, and the only round dark wheels left to learn were the bicycle's)
     r = 0.32
     for wz in (z0 + 0.18 * length, z1 - 0.18 * length):
-        for wx in (x - w / 2 + 0.12, x + w / 2 - 0.12):
-            t.add(K_BOX, M_PAINT, "Car", (wx - 0.13, 0.0, wz - r), (wx + 0.13, 2 * r, wz + r),
-                  [0.06, 0.06, 0.06], seed=sd + 2, params=(0.1, 0.0))
+        for k in (-1.0, 1.0):
+            xs = x + k * w / 2  # the body's side plane
+            t.add(K_ELL, M_PAINT, "Car", (xs - 0.09, 0.0, wz - r), (xs + 0.09, 2 * r, wz + r), [0.05, 0.05, 0.055],
+                  seed=sd + 2, params=(0.1, 0.0))
+            hx = xs + k * 0.05
+            t.add(K_ELL, M_PAINT, "Car", (hx - 0.05, r - 0.14, wz - 0.14), (hx + 0.05, r + 0.14, wz + 0.14),
+                  [0.42, 0.42, 0.44] if sd % 3 else [0.12, 0.12, 0.13], seed=sd + 4, params=(0.15, 0.0))
 
 
 def _pedestrian(t: _Table, o: dict[str, Any]) -> None:
