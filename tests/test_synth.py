@@ -356,3 +356,33 @@ def test_shop_fascias_are_building_and_projecting_signs_are_signsymbol():
         assert len(blobs) == 1 and sign.sum() > 20, blobs  # one board on its bracket
         h, w = blobs[0][0].stop - blobs[0][0].start, blobs[0][1].stop - blobs[0][1].start
         assert w <= 2 * h, (h, w)  # a board across the view, not a strip along the street
+
+
+def test_railings_show_what_is_behind_and_are_labelled_fence_as_a_whole():
+    """CamVid labels a railing with the bushes or wall seen through it as one Fence region. The railing's
+    bars are drawn over what is behind them (a light wall shows between dark bars), and the whole band
+    is Fence: labelling the gaps as what shows through taught the model to call real railings Tree."""
+    from sim2real.synth.generate import sample_params
+    from sim2real.synth.render import render_scenes
+    from sim2real.taxonomy import CLASS_ID
+
+    scene = sample_params(SyntheticConfig(), 1, seed=3)[0]
+    wall = {"side": 1, "z0": -4.0, "z1": 60.0, "kind": "building", "x": 9.0, "seed": 1, "height": 12.0,
+            "color": [0.85, 0.85, 0.85], "window": [0.15, 0.17, 0.2], "floor_h": 3.2, "win_spacing": 2.4,
+            "win_w": 0.5, "win_h": 0.55, "shop": 0, "shop_color": [0.3, 0.3, 0.5], "tex": 0.0, "photo": 0}
+    railing = {"cls": "Fence", "side": 1, "x": 6.0, "z0": 2.0, "z1": 40.0, "h": 1.6, "bar": 0.25,
+               "color": [0.05, 0.05, 0.05], "seed": 4, "fill": 0.4}
+    camera = {**scene["camera"], "roll": 0.0, "yaw": 60.0, "pitch": 0.0, "height": 1.4}
+    images, masks = render_scenes([{**scene, "camera": camera, "facades": [wall], "backdrops": [], "far_wall": None,
+                                    "horizon_band": None, "objects": [railing]}], 256, 320)
+    fence = masks[0] == CLASS_ID["Fence"]
+    assert fence.sum() > 2000
+    cols = np.nonzero(fence.any(0))[0]
+    band = fence[:, cols.min():cols.max() + 1]
+    top, bottom = np.nonzero(band.any(1))[0][[0, -1]]
+    # between its top rail and the ground the railing is one region, gaps included
+    inner = band[top + (bottom - top) // 4: bottom - (bottom - top) // 4]
+    assert inner.mean() > 0.95, inner.mean()
+    # and the light wall shows between the dark bars
+    lum = images[0].astype(np.float32).mean(-1)[fence]
+    assert (lum > 100).mean() > 0.25 and (lum < 60).mean() > 0.25, ((lum > 100).mean(), (lum < 60).mean())

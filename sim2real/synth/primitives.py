@@ -28,7 +28,9 @@ K_GROUND, K_QUADX, K_QUADZ, K_BOX, K_ELL, K_CYL = 0, 1, 2, 3, 4, 5
 # materials
 M_GROUND, M_PAINT, M_FACADE, M_FOLIAGE, M_GLASS, M_SIGN, M_CARBODY, M_LAMP = range(8)
 # alpha (cut-out) tests that decide visibility
-AL_NONE, AL_SILHOUETTE, AL_FOLIAGE, AL_BARS, AL_SIGN, AL_RING, AL_SKYLINE = range(7)
+AL_NONE, AL_SILHOUETTE, AL_FOLIAGE, AL_BARS, AL_SIGN, AL_RING, AL_SKYLINE, AL_RAILING = range(8)
+# AL_RAILING: bars and rails like AL_BARS, but see-through in the veil layer: what is behind shows between the
+# bars and the whole band is labelled Fence, as CamVid labels a railing with the bushes seen through it
 
 
 class _Table:
@@ -250,7 +252,7 @@ def _tree(t: _Table, o: dict[str, Any]) -> None:
 def _fence(t: _Table, o: dict[str, Any]) -> None:
     x = o["x"]
     t.add(K_QUADX, M_PAINT, "Fence", (x, 0.0, o["z0"]), (x, o["h"], o["z1"]), o["color"], seed=o["seed"],
-          params=(0.15, 2.0), alpha=AL_BARS, al=(o["bar"], o.get("fill", 0.3)))
+          params=(0.15, 2.0), alpha=AL_RAILING, al=(o["bar"], o.get("fill", 0.3)))
 
 
 _OBJECTS = {"Car": _car, "Pedestrian": _pedestrian, "Bicyclist": _bicyclist, "Pole": _pole, "SignSymbol": _sign,

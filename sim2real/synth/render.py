@@ -27,7 +27,7 @@ import torch
 from sim2real.synth import primitives as P
 from sim2real.synth.camera import apply_camera
 from sim2real.synth.noise import fbm, hash2
-from sim2real.synth.shading import RayCast, is_veil, shade
+from sim2real.synth.shading import RayCast, bars, is_veil, shade
 from sim2real.synth.textures import TextureBank
 
 INF = float("inf")
@@ -255,10 +255,6 @@ def _intersect(param_columns: torch.Tensor, pid: torch.Tensor, ranges: dict[int,
     return t, face
 
 
-def _frac(x: torch.Tensor) -> torch.Tensor:
-    return x - torch.floor(x)
-
-
 def _alpha(param_columns: torch.Tensor, pid: torch.Tensor, t: torch.Tensor, d: torch.Tensor,
            oy: torch.Tensor) -> torch.Tensor:
     """Cut-out tests on hit points: True where the primitive is solid."""
@@ -299,11 +295,7 @@ def _alpha(param_columns: torch.Tensor, pid: torch.Tensor, t: torch.Tensor, d: t
             rim = torch.clamp(ex * ex + ey * ey, 0.0, 1.0)
             ok = n > c(P.AL0) * (0.35 + 0.9 * rim)
         elif a == P.AL_BARS:
-            ly = py - c(P.Y0)
-            hh = c(P.Y1) - c(P.Y0)
-            rail = (ly > hh - 0.07) | ((ly - 0.15).abs() < 0.035)
-            bar = _frac(along / c(P.AL0)) < c(P.AL1)
-            ok = rail | bar
+            ok = bars(along, py - c(P.Y0), c(P.Y1) - c(P.Y0), c(P.AL0), c(P.AL1))
         elif a == P.AL_SIGN:
             lx = (px - (c(P.X0) + c(P.X1)) * 0.5) / ((c(P.X1) - c(P.X0)) * 0.5)
             ly = (py - (c(P.Y0) + c(P.Y1)) * 0.5) / ((c(P.Y1) - c(P.Y0)) * 0.5)

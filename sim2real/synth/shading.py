@@ -84,8 +84,17 @@ class RayCast:
 
 
 def is_veil(param_columns: torch.Tensor) -> torch.Tensor:
-    """Per primitive: a see-through crown (bare foliage), drawn over what is behind it."""
-    return (param_columns[P.MAT] == P.M_FOLIAGE) & (param_columns[P.A0 + 1] > 0.5)
+    """Per primitive: see-through, drawn over what is behind it and labelled as itself: a bare crown or a
+    railing."""
+    return (((param_columns[P.MAT] == P.M_FOLIAGE) & (param_columns[P.A0 + 1] > 0.5)) |
+            (param_columns[P.ALPHA] == P.AL_RAILING))
+
+
+def bars(along: torch.Tensor, ly: torch.Tensor, height: torch.Tensor, period: torch.Tensor,
+         fill: torch.Tensor) -> torch.Tensor:
+    """Where a fence of bars is solid: a top rail, a low rail, and vertical bars (`fill` of each `period`)."""
+    rail = (ly > height - 0.07) | ((ly - 0.15).abs() < 0.035)
+    return rail | ((along / period - torch.floor(along / period)) < fill)
 
 
 class _Scenes:
@@ -182,11 +191,19 @@ def shade(scenes: list[dict[str, Any]], cast: RayCast, textures: TextureBank) ->
     color.index_copy_(0, pix, _light(hits, base, dist, env))
     cls.index_copy_(0, pix, pcls)
 
-    # ---------- see-through crowns: twigs over what is behind, labelled as the crown ----------
+    # ---------- see-through crowns and railings: twigs or bars over what is behind, labelled as themselves ----------
     vpix = torch.nonzero(cast.veil >= 0).squeeze(1)
     if len(vpix):
         vh, vdist = _hits(cast, param_columns, vpix, cast.veil.index_select(0, vpix))
+        railing = vh.c(P.ALPHA) == P.AL_RAILING
         twig, dens = _twigs(vh)
+        if bool(railing.any()):
+            ri = torch.nonzero(railing).squeeze(1)
+            rh = vh.subset(ri)
+            along = torch.where(rh.c(P.KIND) == P.K_QUADX, rh.p[:, 2], rh.p[:, 0])
+            solid = bars(along, rh.p[:, 1] - rh.c(P.Y0), rh.c(P.Y1) - rh.c(P.Y0), rh.c(P.AL0), rh.c(P.AL1))
+            twig.index_copy_(0, ri, _paint(rh, scenes, textures, env.sky_hor))
+            dens.index_copy_(0, ri, solid.to(dens.dtype))
         behind = color.index_select(0, vpix)
         color.index_copy_(0, vpix, behind + (_light(vh, twig, vdist, env) - behind) * dens[:, None])
         cls.index_copy_(0, vpix, vh.c(P.CLS).long())
