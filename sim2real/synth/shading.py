@@ -196,14 +196,20 @@ def shade(scenes: list[dict[str, Any]], cast: RayCast, textures: TextureBank) ->
     if len(vpix):
         vh, vdist = _hits(cast, param_columns, vpix, cast.veil.index_select(0, vpix))
         railing = vh.c(P.ALPHA) == P.AL_RAILING
-        twig, dens = _twigs(vh)
-        if bool(railing.any()):
-            ri = torch.nonzero(railing).squeeze(1)
-            rh = vh.subset(ri)
-            along = torch.where(rh.c(P.KIND) == P.K_QUADX, rh.p[:, 2], rh.p[:, 0])
-            solid = bars(along, rh.p[:, 1] - rh.c(P.Y0), rh.c(P.Y1) - rh.c(P.Y0), rh.c(P.AL0), rh.c(P.AL1))
-            twig.index_copy_(0, ri, _paint(rh, scenes, textures, env.sky_hor))
-            dens.index_copy_(0, ri, solid.to(dens.dtype))
+        twig = torch.empty((len(vpix), 3), device=dev)
+        dens = torch.empty(len(vpix), device=dev)
+        for idx, is_railing in ((torch.nonzero(~railing).squeeze(1), False), (torch.nonzero(railing).squeeze(1), True)):
+            if len(idx) == 0:
+                continue
+            sub = vh.subset(idx)
+            if is_railing:
+                along = torch.where(sub.c(P.KIND) == P.K_QUADX, sub.p[:, 2], sub.p[:, 0])
+                solid = bars(along, sub.p[:, 1] - sub.c(P.Y0), sub.c(P.Y1) - sub.c(P.Y0), sub.c(P.AL0), sub.c(P.AL1))
+                col, d = _paint(sub, scenes, textures, env.sky_hor), solid.to(dens.dtype)
+            else:
+                col, d = _twigs(sub)
+            twig.index_copy_(0, idx, col)
+            dens.index_copy_(0, idx, d)
         behind = color.index_select(0, vpix)
         color.index_copy_(0, vpix, behind + (_light(vh, twig, vdist, env) - behind) * dens[:, None])
         cls.index_copy_(0, vpix, vh.c(P.CLS).long())
