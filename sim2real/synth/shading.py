@@ -540,14 +540,19 @@ def _facade(hits: _Hits, scenes, tex: TextureBank, sky_hor):
     # the thin verticals a real facade is full of, all Building: a glazing bar in most windows, mullions
     # and a transom across shop glass, drainpipes down some window columns. Without them the model took
     # every thin vertical on a real facade for a Pole (three quarters of its Pole pixels were Building)
-    bar_c = torch.where((hash2(seed, seed, 17) > 0.5)[:, None], frame, wall * 0.35)
+    ps = hits.param_columns[P.SEED].long()  # per-building draws: hashed once per primitive, then gathered
+
+    def per_building(k: int) -> torch.Tensor:
+        return hash2(ps, ps, k).index_select(0, hits.pid)
+
+    bar_c = torch.where((per_building(17) > 0.5)[:, None], frame, wall * 0.35)
     glazing_bar = is_win & ((fc - 0.5).abs() < 0.025 / spacing) & (wv > 0.25)
-    pitch = 0.8 + 0.7 * hash2(seed, seed, 19)  # mullion spacing in metres, per building
+    pitch = 0.8 + 0.7 * per_building(19)  # mullion spacing in metres
     fm = along / pitch - torch.floor(along / pitch)
     mullion = big & ((fm < 0.07 / pitch) | ((fy - 0.62).abs() < 0.018))
     glass = torch.where((glazing_bar | mullion)[:, None], bar_c, glass)
     col = torch.where(is_win[:, None] | big[:, None], glass, wall)
-    pipe_c = torch.where((hash2(seed, seed, 23) > 0.4)[:, None], torch.full_like(col, 0.09), wall * 0.7)
+    pipe_c = torch.where((per_building(23) > 0.4)[:, None], torch.full_like(col, 0.09), wall * 0.7)
     pipe = (fc < 0.1 / spacing) & (hash2(col_i.long(), torch.full_like(seed, 29), seed) < 0.22) & (y < top - 0.3)
     round_ = 1.25 - 0.5 * (fc * spacing / 0.05 - 1.0).abs()  # a 10 cm pipe, lit along its middle
     return torch.where(pipe[:, None], pipe_c * round_[:, None], col)
