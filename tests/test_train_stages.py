@@ -42,7 +42,15 @@ def test_pretrained_model_outputs(trained) -> None:
     assert on_disk["real_miou"] == pytest.approx(r.metrics["real_miou"], abs=1e-3)
     assert on_disk["best_metric"] == pytest.approx(100 * info["metrics"]["best_metric"], abs=1e-3)
     assert (root / r.plots["pretraining curves (none)"]).exists()
-    assert (out / "dvclive" / "plots" / "metrics" / "val" / "real_miou.tsv").exists()
+    # the DVCLive plots a person opens (`dvc plots show`) are in points too; history.json is the loop's record
+    rows = [r.split("\t") for r in (out / "dvclive" / "plots" / "metrics" / "val" / "real_miou.tsv").read_text().split("\n")
+            if r.strip()]
+    step_col, value_col = rows[0].index("step"), rows[0].index("real_miou")
+    plotted = {int(r[step_col]): float(r[value_col]) for r in rows[1:]}
+    history = {h["step"]: h["val/real_miou"] for h in json.loads((out / "history.json").read_text())
+               if "val/real_miou" in h}
+    assert plotted.keys() == history.keys() and plotted[info["step"]] == pytest.approx(on_disk["real_miou"], abs=1e-3)
+    assert all(v == pytest.approx(100 * history[k], abs=1e-4) for k, v in plotted.items())
     assert not list(out.glob("*.partial")) and not (out.parent / ".none.partial").exists()
     assert json.loads((root / "data" / "metrics" / "pretrained_model-none.json").read_text())["steps"] == 12
 

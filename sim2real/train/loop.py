@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sim2real.progress import Progress
+from sim2real.reporting import is_miou_key
 from sim2real.shards import ShardDataset
 from sim2real.taxonomy import CLASSES, VOID
 from sim2real.train import checkpoint as ckpt
@@ -193,6 +194,11 @@ def _files_only_live(live_dir: Path) -> Any:
     return FilesOnlyLive(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None)
 
 
+def _is_iou(key: str) -> bool:
+    """A record key holding an IoU: `val/real_miou`, `val/real_iou/Car`."""
+    return is_miou_key(key) or "_iou/" in key
+
+
 class MetricsLog:
     """History of per-step records, mirrored to DVCLive in `live_dir` (rebuilt from history on resume)."""
 
@@ -212,8 +218,8 @@ class MetricsLog:
             return
         self.live.step = int(rec["step"])
         for k, v in rec.items():
-            if k != "step":
-                self.live.log_metric(self.prefix + k, float(v))
+            if k != "step":  # the loop keeps IoUs as fractions; what a person plots is in points, as everywhere
+                self.live.log_metric(self.prefix + k, 100.0 * float(v) if _is_iou(k) else float(v))
         if summary:
             self.live.make_summary()
 

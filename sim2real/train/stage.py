@@ -232,10 +232,10 @@ def plot_curves(histories: dict[str, list[dict[str, float]]], path: Path, title:
             ax_loss.plot(steps[k - 1:], smooth, label=f"{label} loss".strip())
         val_keys = sorted({k for r in hist for k in r if k.startswith("val/") and k.endswith("_miou")})
         for key in val_keys:
-            pts = [(r["step"], r[key]) for r in hist if key in r]
+            pts = [(r["step"], 100.0 * r[key]) for r in hist if key in r]  # points, as in metrics.json
             ax_val.plot(*zip(*pts, strict=True), marker="o", label=f"{label} {key[4:]}".strip())
     ax_loss.set(xlabel="step", ylabel="train loss (cross-entropy)", title=title)
-    ax_val.set(xlabel="step", ylabel="val mIoU (selection)", ylim=(0, None))
+    ax_val.set(xlabel="step", ylabel="val mIoU (points, selection)", ylim=(0, None))
     for ax in (ax_loss, ax_val):
         ax.grid(alpha=0.3)
         if ax.lines:
