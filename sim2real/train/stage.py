@@ -8,6 +8,8 @@ Outs:
 - data/pretrained_model/<method>/: model.pt, curves.png, history.json, metrics.json, dvclive/
 - data/finetuned_model/seed-<s>/ and data/real_only_model/seed-<s>/: the same per seed; the stage
   folder also holds curves.png (all seeds) and metrics.json (mean, spread, per seed).
+- Units: what a person reads (metrics.json, curves.png, DVCLive's plots) has mIoU and IoU in points;
+  history.json and done.json are the training loop's own records and keep its fractions (0..1).
 
 Example:
     >>> from sim2real.runner import run_stage
