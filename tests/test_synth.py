@@ -266,21 +266,39 @@ def test_pedestrians_have_legs_apart_and_arms_to_the_thighs():
             assert np.count_nonzero(np.diff(np.concatenate([[0], at[0.05].astype(int), [0]])) == 1) == 2
 
 
+def _building(seed: int, **changes) -> dict:
+    """One long building segment on the right of the street (a facade dict as `sampling` makes them)."""
+    return {"side": 1, "z0": -4.0, "z1": 60.0, "kind": "building", "x": 8.0, "seed": seed, "height": 12.0,
+            "color": [0.6, 0.5, 0.4], "window": [0.15, 0.17, 0.2], "floor_h": 3.2, "win_spacing": 2.4, "win_w": 0.5,
+            "win_h": 0.55, "shop": 1, "shop_color": [0.3, 0.3, 0.5], "tex": 0.1, "photo": 0, **changes}
+
+
+def _render_views(views: list[tuple[dict, list, list | None]], height: int = 256, width: int = 320):
+    """Render hand-made views: (camera changes, objects, facades or None to keep the sampled street's)."""
+    from sim2real.synth.generate import sample_params
+    from sim2real.synth.render import render_scenes
+
+    scene = sample_params(SyntheticConfig(), 1, seed=3)[0]
+    scenes = []
+    for camera, objects, facades in views:
+        sc = {**scene, "camera": {**scene["camera"], "roll": 0.0, **camera}, "objects": objects}
+        if facades is not None:  # the street reduced to these facades
+            sc.update(facades=facades, backdrops=[], far_wall=None, horizon_band=None)
+        scenes.append(sc)
+    return render_scenes(scenes, height, width)
+
+
 def test_cars_seen_from_the_side_show_round_wheels():
     """A car seen from its side shows two round dark wheels in their arches, each with a lighter hub, as
     real cars do. The old box wheels showed as two dark squares; at 256x320 the source-only model called
     a third of real car pixels Bicyclist, whose wheels were the only round ones in the data."""
     from scipy import ndimage
 
-    from sim2real.synth.generate import sample_params
-    from sim2real.synth.render import render_scenes
     from sim2real.taxonomy import CLASS_ID
 
-    scene = sample_params(SyntheticConfig(), 1, seed=3)[0]
     car = {"cls": "Car", "x": 6.5, "z": 2.4, "w": 1.8, "h": 1.5, "l": 4.4, "color": [0.8, 0.8, 0.8],
            "cabin": 0.5, "seed": 5}  # seed % 3 != 0: a light hub
-    camera = {**scene["camera"], "roll": 0.0, "yaw": 70.0, "pitch": 0.0}  # looking at the car's side
-    images, masks = render_scenes([{**scene, "camera": camera, "objects": [car]}], 256, 320)
+    images, masks = _render_views([({"yaw": 70.0, "pitch": 0.0}, [car], None)])  # looking at the car's side
     body = masks[0] == CLASS_ID["Car"]
     assert body.sum() > 5000
     lum = images[0].astype(np.float32).mean(-1)
@@ -302,19 +320,10 @@ def test_facades_carry_thin_verticals_labelled_building():
     model that never saw one took them for Poles (three quarters of its Pole pixels on CamVid val were
     Building). Some synthetic facades must show a thin vertical line over most of their height, and
     every facade pixel stays labelled Building."""
-    from sim2real.synth.generate import sample_params
-    from sim2real.synth.render import render_scenes
     from sim2real.taxonomy import CLASS_ID
 
-    scene = sample_params(SyntheticConfig(), 1, seed=3)[0]
-    segments = [{"side": 1, "z0": -4.0, "z1": 60.0, "kind": "building", "x": 8.0, "seed": s, "height": 12.0,
-                 "color": [0.6, 0.5, 0.4], "window": [0.15, 0.17, 0.2], "floor_h": 3.2, "win_spacing": 2.4,
-                 "win_w": 0.5, "win_h": 0.55, "shop": 1, "shop_color": [0.3, 0.3, 0.5], "tex": 0.1, "photo": 0}
-                for s in range(1, 5)]
-    camera = {**scene["camera"], "roll": 0.0, "yaw": 75.0, "pitch": -8.0, "hfov": 60.0}  # facing the facade
-    scenes = [{**scene, "camera": camera, "facades": [seg], "backdrops": [], "far_wall": None,
-               "horizon_band": None, "objects": []} for seg in segments]
-    images, masks = render_scenes(scenes, 256, 320)
+    facing = {"yaw": 75.0, "pitch": -8.0, "hfov": 60.0}
+    images, masks = _render_views([(facing, [], [_building(s)]) for s in range(1, 5)])
     with_lines = 0
     for image, mask in zip(images, masks, strict=True):
         building = mask == CLASS_ID["Building"]
@@ -334,19 +343,10 @@ def test_shop_fascias_are_building_and_projecting_signs_are_signsymbol():
     of its SignSymbol pixels on CamVid val were Building)."""
     from scipy import ndimage
 
-    from sim2real.synth.generate import sample_params
-    from sim2real.synth.render import render_scenes
     from sim2real.taxonomy import CLASS_ID
 
-    scene = sample_params(SyntheticConfig(), 1, seed=3)[0]
-    segments = [{"side": 1, "z0": -4.0, "z1": 60.0, "kind": "building", "x": 8.0, "seed": s, "height": 12.0,
-                 "color": [0.6, 0.5, 0.4], "window": [0.15, 0.17, 0.2], "floor_h": 3.2, "win_spacing": 2.4,
-                 "win_w": 0.5, "win_h": 0.55, "shop": 1, "shop_color": [0.3, 0.3, 0.5], "tex": 0.1, "photo": 0}
-                for s in (1, 2, 3, 4)]
-    camera = {**scene["camera"], "roll": 0.0, "yaw": 30.0, "pitch": -4.0, "hfov": 60.0}
-    scenes = [{**scene, "camera": camera, "facades": [seg], "backdrops": [], "far_wall": None,
-               "horizon_band": None, "objects": []} for seg in segments]
-    _, masks = render_scenes(scenes, 256, 320)
+    segments = [_building(s) for s in (1, 2, 3, 4)]
+    _, masks = _render_views([({"yaw": 30.0, "pitch": -4.0, "hfov": 60.0}, [], [seg]) for seg in segments])
     for seg, mask in zip(segments, masks, strict=True):
         sign = mask == CLASS_ID["SignSymbol"]
         blobs = ndimage.find_objects(ndimage.label(sign)[0])
@@ -362,19 +362,12 @@ def test_railings_show_what_is_behind_and_are_labelled_fence_as_a_whole():
     """CamVid labels a railing with the bushes or wall seen through it as one Fence region. The railing's
     bars are drawn over what is behind them (a light wall shows between dark bars), and the whole band
     is Fence: labelling the gaps as what shows through taught the model to call real railings Tree."""
-    from sim2real.synth.generate import sample_params
-    from sim2real.synth.render import render_scenes
     from sim2real.taxonomy import CLASS_ID
 
-    scene = sample_params(SyntheticConfig(), 1, seed=3)[0]
-    wall = {"side": 1, "z0": -4.0, "z1": 60.0, "kind": "building", "x": 9.0, "seed": 1, "height": 12.0,
-            "color": [0.85, 0.85, 0.85], "window": [0.15, 0.17, 0.2], "floor_h": 3.2, "win_spacing": 2.4,
-            "win_w": 0.5, "win_h": 0.55, "shop": 0, "shop_color": [0.3, 0.3, 0.5], "tex": 0.0, "photo": 0}
+    wall = _building(1, x=9.0, color=[0.85, 0.85, 0.85], shop=0, tex=0.0)
     railing = {"cls": "Fence", "side": 1, "x": 6.0, "z0": 2.0, "z1": 40.0, "h": 1.6, "bar": 0.25,
                "color": [0.05, 0.05, 0.05], "seed": 4, "fill": 0.4}
-    camera = {**scene["camera"], "roll": 0.0, "yaw": 60.0, "pitch": 0.0, "height": 1.4}
-    images, masks = render_scenes([{**scene, "camera": camera, "facades": [wall], "backdrops": [], "far_wall": None,
-                                    "horizon_band": None, "objects": [railing]}], 256, 320)
+    images, masks = _render_views([({"yaw": 60.0, "pitch": 0.0, "height": 1.4}, [railing], [wall])])
     fence = masks[0] == CLASS_ID["Fence"]
     assert fence.sum() > 2000
     cols = np.nonzero(fence.any(0))[0]
