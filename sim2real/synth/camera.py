@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sim2real.synth.noise import hash2
+from sim2real.synth.noise import white_window
 
 
 def gaussian_weights(sigma: float, radius: int = 3) -> np.ndarray:
@@ -86,11 +86,11 @@ def apply_camera(img: torch.Tensor, scenes: list[dict[str, Any]]) -> np.ndarray:
         x = x.index_copy(0, sel, blur(x.index_select(0, sel), torch.as_tensor(taps[soft], device=dev)))
     # sensor noise: triangular (sum of two uniforms), per pixel and channel, seeded by the scene
     std = col(lambda s: s["noise"]).view(n, 1, 1, 1)
-    seeds = torch.as_tensor([int(s["seed"]) for s in sen], device=dev, dtype=torch.long).view(n, 1, 1, 1)
-    ch = torch.arange(3, device=dev, dtype=torch.long).view(1, 3, 1, 1)
-    col_i = uu.long().view(1, 1, h, w)
-    row_i = vv.long().view(1, 1, h, w) * 3 + ch
-    nz = hash2(col_i, row_i, seeds) + hash2(col_i, row_i, seeds + 100003) - 1.0
+    # hash2(column, row * 3 + channel, seed): a window of the white-noise table per image
+    rows = (torch.arange(h, device=dev).view(1, h) * 3 + torch.arange(3, device=dev).view(3, 1)).reshape(-1)
+    cols = torch.arange(w, device=dev)
+    nz = torch.stack([white_window(rows, cols, int(s["seed"])) + white_window(rows, cols, int(s["seed"]) + 100003)
+                      for s in sen]).view(n, 3, h, w) - 1.0
     x = x + nz * (std * 2.449)
     x = torch.clamp(x, 0.0, 1.0)
     out = torch.floor(x * 255.0 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()

@@ -77,6 +77,20 @@ def hash2(ix: torch.Tensor, iy: torch.Tensor, seed: torch.Tensor | int) -> torch
     return _lookup("white", ix, iy, seed)
 
 
+def white_window(rows: torch.Tensor, cols: torch.Tensor, seed: int) -> torch.Tensor:
+    """`hash2` over a grid: out[i, j] = hash2(cols[j], rows[i], seed), as two gathers of table rows and
+    columns instead of an index per element (the same values).
+
+    Args:
+        rows, cols: 1-D int64 lattice coordinates.
+        seed: int.
+    """
+    seed = seed & 0x3FFFF
+    sx, sy = seed & _MASK, (seed >> 9) & _MASK
+    table = _table("white", rows.device).view(_SIZE, _SIZE)
+    return table.index_select(0, (rows + sy) & _MASK).index_select(1, (cols + sx) & _MASK)
+
+
 def _smooth(name: str, x: torch.Tensor, y: torch.Tensor, seed: torch.Tensor | int,
             bilinear: bool = False) -> torch.Tensor:
     fx = torch.floor(x * _RES)
