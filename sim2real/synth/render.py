@@ -134,7 +134,7 @@ def _split_along_street(table: np.ndarray) -> np.ndarray:
 
 
 def _rays(cams: list[tuple], h: int, w: int, device: torch.device) -> torch.Tensor:
-    """Per-pixel world ray directions (N, H*W, 3) (unnormalised: camera z = 1)."""
+    """Per-pixel world ray directions (3, N*H*W), one row per axis (unnormalised: camera z = 1)."""
     vv, uu = torch.meshgrid(torch.arange(h, device=device, dtype=torch.float32),
                             torch.arange(w, device=device, dtype=torch.float32), indexing="ij")
     out = []
@@ -143,9 +143,9 @@ def _rays(cams: list[tuple], h: int, w: int, device: torch.device) -> torch.Tens
         yn = (cy - (vv.reshape(-1) + 0.5)) / f
         r = [float(v) for v in rot.ravel()]
         d = torch.stack([r[0] * xn + r[1] * yn + r[2], r[3] * xn + r[4] * yn + r[5],
-                         r[6] * xn + r[7] * yn + r[8]], dim=-1)
+                         r[6] * xn + r[7] * yn + r[8]])
         out.append(d)
-    return torch.stack(out)
+    return torch.cat(out, 1)
 
 
 class _Elements:
@@ -183,7 +183,7 @@ def _intersect(param_columns: torch.Tensor, pid: torch.Tensor, ranges: dict[int,
 
     Elements are sorted by primitive kind; `ranges[kind]` is that kind's slice of elements.
     """
-    dx, dy, dz = d[:, 0], d[:, 1], d[:, 2]
+    dx, dy, dz = d[0], d[1], d[2]
     t = torch.full_like(dx, INF)
     face = torch.zeros_like(pid, dtype=torch.int8)
 
@@ -199,9 +199,9 @@ def _intersect(param_columns: torch.Tensor, pid: torch.Tensor, ranges: dict[int,
     for kind, axis, other, (lo, hi) in ((P.K_QUADX, 0, 2, (P.Z0, P.Z1)), (P.K_QUADZ, 2, 0, (P.X0, P.X1))):
         m = ranges[kind]
         if m.stop > m.start:
-            tt = c(P.X0 if axis == 0 else P.Z0, m) / _safe(d[m, axis])
+            tt = c(P.X0 if axis == 0 else P.Z0, m) / _safe(d[axis, m])
             y = oy[m] + tt * dy[m]
-            along = tt * d[m, other]
+            along = tt * d[other, m]
             ok = (tt > 0) & (along >= c(lo, m)) & (along <= c(hi, m)) & (y >= c(P.Y0, m)) & (y <= c(P.Y1, m))
             t[m] = torch.where(ok, tt, torch.full_like(tt, INF))
     # axis-aligned boxes (slab test)
@@ -210,7 +210,7 @@ def _intersect(param_columns: torch.Tensor, pid: torch.Tensor, ranges: dict[int,
         o = (torch.zeros_like(oy[m]), oy[m], torch.zeros_like(oy[m]))
         tmins, tmaxs = [], []
         for a, (lo, hi) in enumerate(((P.X0, P.X1), (P.Y0, P.Y1), (P.Z0, P.Z1))):
-            inv = 1.0 / _safe(d[m, a])
+            inv = 1.0 / _safe(d[a, m])
             t1 = (c(lo, m) - o[a]) * inv
             t2 = (c(hi, m) - o[a]) * inv
             tmins.append(torch.minimum(t1, t2))
@@ -230,7 +230,7 @@ def _intersect(param_columns: torch.Tensor, pid: torch.Tensor, ranges: dict[int,
         rs = [torch.clamp((c(hi, m) - c(lo, m)) * 0.5, min=1e-3) for lo, hi in ((P.X0, P.X1), (P.Y0, P.Y1), (P.Z0, P.Z1))]
         o = (torch.zeros_like(oy[m]), oy[m], torch.zeros_like(oy[m]))
         oc = [(o[a] - cs[a]) / rs[a] for a in range(3)]
-        dd = [d[m, a] / rs[a] for a in range(3)]
+        dd = [d[a, m] / rs[a] for a in range(3)]
         qa = dd[0] * dd[0] + dd[1] * dd[1] + dd[2] * dd[2]
         qb = oc[0] * dd[0] + oc[1] * dd[1] + oc[2] * dd[2]
         qc = oc[0] * oc[0] + oc[1] * oc[1] + oc[2] * oc[2] - 1.0
@@ -268,8 +268,8 @@ def _alpha(param_columns: torch.Tensor, pid: torch.Tensor, t: torch.Tensor, d: t
             continue
         pm = pid.index_select(0, m)
         tt = t.index_select(0, m)
-        dm = d.index_select(0, m)
-        px, py, pz = tt * dm[:, 0], oy.index_select(0, m) + tt * dm[:, 1], tt * dm[:, 2]
+        dm = d.index_select(1, m)
+        px, py, pz = tt * dm[0], oy.index_select(0, m) + tt * dm[1], tt * dm[2]
 
         def c(k: int, pm: torch.Tensor = pm) -> torch.Tensor:
             return param_columns[k].index_select(0, pm)
@@ -376,11 +376,11 @@ def _render_chunk(scenes: list[dict], h: int, w: int, dev: torch.device,
         ranges[k] = slice(int(ends[idx[0]] - area[idx[0]]), int(ends[idx[-1]])) if len(idx) else slice(0, 0)
     prm = torch.as_tensor(table, device=dev)
     param_columns = prm.t().contiguous()  # one row per parameter: param_columns[P.X][pid]
-    rays = _rays(cams, h, w, dev).reshape(-1, 3)
+    rays = _rays(cams, h, w, dev)
     oy_scene = torch.as_tensor(heights.astype(np.float32), device=dev)
 
     elements = _Elements(prm, boxes, h, w, dev)
-    d = rays.index_select(0, elements.g)
+    d = rays.index_select(1, elements.g)
     oy = oy_scene.index_select(0, elements.scn)
     t, face = _intersect(param_columns, elements.pid, ranges, d, oy)
     solid = _alpha(param_columns, elements.pid, t, d, oy)
