@@ -128,6 +128,12 @@ class _Scenes:
         return self._profiles
 
 
+def _scaled(col: torch.Tensor, where: torch.Tensor, k: float) -> torch.Tensor:
+    """Colours (3, M) times k where `where` holds: the same values as `torch.where(where[None], col * k, col)`
+    (x * 1.0 == x), with a where over M values instead of 3M."""
+    return col * torch.where(where, k, 1.0)[None]
+
+
 def _hits(cast: RayCast, param_columns: torch.Tensor, pix: torch.Tensor,
           elements: torch.Tensor) -> tuple[_Hits, torch.Tensor]:
     """The hits of `elements` (one per pixel in `pix`) and their ray distances."""
@@ -460,9 +466,9 @@ def _road(X, Z, st, sc, tex: TextureBank, sky_hor):
     road = st["road_color"] * (1.0 + st["tex_strength"] * _grain(X, Z, st) * 0.5)[None] * _detail(X, Z, st, tex)[None]
     wear = st["wear"]
     patch = value_noise(X * 0.18, Z * 0.12, seed + 5, bilinear=True)
-    road = torch.where((patch > 1.0 - wear * 0.45)[None], road * 0.82, road)
+    road = _scaled(road, patch > 1.0 - wear * 0.45, 0.82)
     crack = (value_noise(X * 2.0, Z * 0.7, seed + 17) - 0.5).abs() < 0.012 * wear
-    road = torch.where(crack[None], road * 0.6, road)
+    road = _scaled(road, crack, 0.6)
     wi = torch.nonzero(st["puddles"] > 0.5).squeeze(1)
     if len(wi):
         wet = fbm(X.index_select(-1, wi) * 0.35, Z.index_select(-1, wi) * 0.2, seed.index_select(-1, wi) + 9, octaves=3,
@@ -492,7 +498,7 @@ def _pave(X, Z, st, sc, tex: TextureBank, sky_hor):
     gx = (X / tile - torch.floor(X / tile)) < 0.06
     gz = (Z / tile - torch.floor(Z / tile)) < 0.06
     pave = st["pave_color"] * (1.0 + st["tex_strength"] * _grain(X, Z, st) * 0.35)[None] * _detail(X, Z, st, tex)[None]
-    return torch.where((gx | gz)[None], pave * 0.85, pave)
+    return _scaled(pave, gx | gz, 0.85)
 
 
 def _verge(X, Z, st, sc, tex: TextureBank, sky_hor):
@@ -531,9 +537,9 @@ def _facade(hits: _Hits, scenes, tex: TextureBank, sky_hor):
     detail = torch.where(photo, 1.0 + (tex.lookup(torch.zeros_like(seed), along * 0.25, y * 0.25) - 1.0) * 0.6,
                          torch.ones_like(y))
     wall = c * (1.0 + ts * grain * 0.45)[None] * detail[None]
-    wall = torch.where((fy < 0.035)[None], wall * 0.9, wall)  # string courses between floors
-    wall = torch.where((y > top - 0.35)[None], wall * 1.12, wall)  # cornice
-    wall = torch.where((y < 0.4)[None], wall * 0.85, wall)  # grime near the ground
+    wall = _scaled(wall, fy < 0.035, 0.9)  # string courses between floors
+    wall = _scaled(wall, y > top - 0.35, 1.12)  # cornice
+    wall = _scaled(wall, y < 0.4, 0.85)  # grime near the ground
     # windows: per-window brightness (curtains, lights, reflections), light frames, dark recess at the top
     wv = hash2(col_i.long(), fl.long(), seed)
     glass = c2 * (0.6 + 0.8 * wv)[None] + 0.15 * sky_hor.index_select(-1, hits.sc) * fy[None]
@@ -543,7 +549,7 @@ def _facade(hits: _Hits, scenes, tex: TextureBank, sky_hor):
     frame = torch.full_like(glass, 0.8)
     glass = torch.where(edge[None] & (wv > 0.3)[None], frame, glass)
     recess = (fy > 0.5 + win_h * 0.5 - 0.12) & ~edge
-    glass = torch.where(recess[None], glass * 0.6, glass)
+    glass = _scaled(glass, recess, 0.6)
     # the thin verticals a real facade is full of, all Building: a glazing bar in most windows, mullions
     # and a transom across shop glass, drainpipes down some window columns. Without them the model took
     # every thin vertical on a real facade for a Pole (three quarters of its Pole pixels were Building)
@@ -627,9 +633,9 @@ def _carbody(hits: _Hits, scenes, tex, sky_hor):
     bumper = ly < 0.18
     col = c * (1.0 + 0.1 * (fbm(lx * 3, ly * 3, seed) - 0.5))[None]
     col = torch.where((n[1] > 0.5)[None], col * 1.15 + 0.05, col)  # bonnet / boot catch the sky
-    col = torch.where(bumper[None], col * 0.45, col)
+    col = _scaled(col, bumper, 0.45)
     col = torch.where(lamp[None], lamp_c, col)
-    col = torch.where(plate[None], torch.full_like(col, 0.88), col)
+    col = col.masked_fill(plate[None], 0.88)
     side = (~end) & (n[1] < 0.5)
     # rounded panels: a body curves away at its corners and catches the sky along its shoulder, where the
     # flat box read as one plane
@@ -640,7 +646,7 @@ def _carbody(hits: _Hits, scenes, tex, sky_hor):
     # wheel arches: the dark gap around each tyre (wheels at 18 % and 82 % of the length, centre 0.32 m up)
     dz = torch.minimum((lz - 0.18).abs(), (lz - 0.82).abs()) * (z1 - z0)
     arch = side & (dz * dz + (p[1] - 0.32) ** 2 < 0.41 ** 2)
-    return torch.where(arch[None], torch.full_like(col, 0.04), col)
+    return col.masked_fill(arch[None], 0.04)
 
 
 def _sign(hits: _Hits, scenes, tex, sky_hor):
@@ -664,7 +670,7 @@ def _sign(hits: _Hits, scenes, tex, sky_hor):
     glyph = glyph & (hash2(torch.floor(cell).long(), torch.floor((ly + 1.0) * 2.5).long(), seed) > 0.35)
     front = (n[2] < -0.5) | board
     col = torch.where((border | symbol | arrow | (board & glyph))[None], c2, c)
-    return torch.where(front[None], col, torch.full_like(col, 0.45))
+    return col.masked_fill(~front[None], 0.45)
 
 
 def _lamp(hits: _Hits, scenes, tex, sky_hor):
@@ -681,7 +687,7 @@ def _lamp(hits: _Hits, scenes, tex, sky_hor):
         disc = (dd < 0.02) & (n[2] < -0.5)
         on = lit == k
         col = torch.where((disc & on)[None], lamps[k][:, None].expand_as(col), col)
-        col = torch.where((disc & ~on)[None], torch.full_like(col, 0.18), col)
+        col = col.masked_fill((disc & ~on)[None], 0.18)
     return col
 
 
