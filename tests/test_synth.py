@@ -379,3 +379,17 @@ def test_railings_show_what_is_behind_and_are_labelled_fence_as_a_whole():
     # and the light wall shows between the dark bars
     lum = images[0].astype(np.float32).mean(-1)[fence]
     assert (lum > 100).mean() > 0.25 and (lum < 60).mean() > 0.25, ((lum > 100).mean(), (lum < 60).mean())
+
+
+def test_white_window_is_hash2_over_the_grid():
+    """The camera's sensor noise reads the white-noise table as a window (rows gathered, columns sliced);
+    it must equal `hash2` per element, with and without the window wrapping around the table."""
+    import torch
+
+    from sim2real.synth.noise import hash2, white_window
+
+    rows = torch.arange(0, 900, 3)
+    for seed in (0, 5, 400, 511, 12345, 2**20 + 77):
+        for width in (16, 160, 480, 700):
+            grid = hash2(torch.arange(width)[None].expand(len(rows), width), rows[:, None].expand(len(rows), width), seed)
+            assert torch.equal(white_window(rows, width, seed), grid), (seed, width)

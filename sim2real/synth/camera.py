@@ -88,8 +88,7 @@ def apply_camera(img: torch.Tensor, scenes: list[dict[str, Any]]) -> np.ndarray:
     std = col(lambda s: s["noise"]).view(n, 1, 1, 1)
     # hash2(column, row * 3 + channel, seed): a window of the white-noise table per image
     rows = (torch.arange(h, device=dev).view(1, h) * 3 + torch.arange(3, device=dev).view(3, 1)).reshape(-1)
-    cols = torch.arange(w, device=dev)
-    nz = torch.stack([white_window(rows, cols, int(s["seed"])) + white_window(rows, cols, int(s["seed"]) + 100003)
+    nz = torch.stack([white_window(rows, w, int(s["seed"])) + white_window(rows, w, int(s["seed"]) + 100003)
                       for s in sen]).view(n, 3, h, w) - 1.0
     x = x + nz * (std * 2.449)
     x = torch.clamp(x, 0.0, 1.0)

@@ -77,18 +77,21 @@ def hash2(ix: torch.Tensor, iy: torch.Tensor, seed: torch.Tensor | int) -> torch
     return _lookup("white", ix, iy, seed)
 
 
-def white_window(rows: torch.Tensor, cols: torch.Tensor, seed: int) -> torch.Tensor:
-    """`hash2` over a grid: out[i, j] = hash2(cols[j], rows[i], seed), as two gathers of table rows and
-    columns instead of an index per element (the same values).
+def white_window(rows: torch.Tensor, width: int, seed: int) -> torch.Tensor:
+    """`hash2` over a grid: out[i, j] = hash2(j, rows[i], seed) for columns j = 0..width-1, as a gather of
+    table rows and a slice of columns instead of an index per element (the same values).
 
     Args:
-        rows, cols: 1-D int64 lattice coordinates.
+        rows: 1-D int64 lattice coordinates.
+        width: number of columns.
         seed: int.
     """
     seed = seed & 0x3FFFF
     sx, sy = seed & _MASK, (seed >> 9) & _MASK
-    table = _table("white", rows.device).view(_SIZE, _SIZE)
-    return table.index_select(0, (rows + sy) & _MASK).index_select(1, (cols + sx) & _MASK)
+    picked = _table("white", rows.device).view(_SIZE, _SIZE).index_select(0, (rows + sy) & _MASK)
+    if sx + width <= _SIZE:  # the window does not wrap: a view
+        return picked[:, sx:sx + width]
+    return picked.index_select(1, (torch.arange(width, device=rows.device) + sx) & _MASK)
 
 
 def _smooth(name: str, x: torch.Tensor, y: torch.Tensor, seed: torch.Tensor | int,
