@@ -34,12 +34,12 @@ def blur(img: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     out = torch.zeros_like(img)
     wdt = img.shape[-1]
     for i in range(k):
-        out = out + weights[:, i].view(-1, 1, 1, 1) * x[..., i:i + wdt]
+        out += weights[:, i].view(-1, 1, 1, 1) * x[..., i:i + wdt]
     x = F.pad(out, (0, 0, r, r), mode="replicate")
     out = torch.zeros_like(img)
     hgt = img.shape[-2]
     for i in range(k):
-        out = out + weights[:, i].view(-1, 1, 1, 1) * x[..., i:i + hgt, :]
+        out += weights[:, i].view(-1, 1, 1, 1) * x[..., i:i + hgt, :]
     return out
 
 
@@ -76,7 +76,8 @@ def apply_camera(img: torch.Tensor, scenes: list[dict[str, Any]]) -> np.ndarray:
     x = x * (1.0 - vig * r2)
     # soft highlight roll-off instead of hard clipping (real sensors/tone curves compress highlights)
     x = torch.clamp(x, min=0.0)
-    x = torch.where(x > 0.8, 0.8 + (x - 0.8) / (1.0 + (x - 0.8) * 2.5), x)
+    over = x - 0.8
+    x = torch.where(over > 0.0, 0.8 + over / (1.0 + over * 2.5), x)
     # optics: Gaussian blur, sigma given at 360x480 and scaled to this size
     taps = np.stack([gaussian_weights(s["blur"] * h / 360.0) for s in sen]).astype(np.float32)
     # only the images whose taps are not a delta (a delta blur is exactly the identity)
