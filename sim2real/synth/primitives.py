@@ -117,9 +117,8 @@ def _facade(t: _Table, seg: dict[str, Any]) -> None:
             zl = z0 + 0.3 + (z1 - z0 - 0.6) * 0.15
             t.add(K_QUADX, M_SIGN, "Building", (xo, 2.55, zl), (xo, 3.25, z1 - 0.3 - (z1 - z0 - 0.6) * 0.15),
                   seg["shop_color"], [0.92, 0.9, 0.85], seed=seg["seed"] + 3, params=(3.0, 0.0))
-            sd = seg["seed"]
-            if sd % 2 == 0:
-                size = 0.45 + 0.05 * (sd // 2 % 7)  # 0.45-0.75 m
+            sd, size = seg["seed"], seg.get("sign", 0.0)
+            if size > 0:
                 xa, xb = x - side * 0.25, x - side * (0.25 + size)
                 t.add(K_BOX, M_SIGN, "SignSymbol", (min(xa, xb), 3.35, zl - 0.03), (max(xa, xb), 3.35 + size, zl + 0.03),
                       seg["shop_color"], [0.92, 0.9, 0.85], seed=sd + 5, params=(0.0, 0.0))
@@ -245,9 +244,19 @@ def _tree(t: _Table, o: dict[str, Any]) -> None:
 
 
 def _fence(t: _Table, o: dict[str, Any]) -> None:
-    x = o["x"]
-    t.add(K_QUADX, M_PAINT, "Fence", (x, 0.0, o["z0"]), (x, o["h"], o["z1"]), o["color"], seed=o["seed"],
+    x, z0, z1, sd = o["x"], o["z0"], o["z1"], o["seed"]
+    t.add(K_QUADX, M_PAINT, "Fence", (x, 0.0, z0), (x, o["h"], z1), o["color"], seed=sd,
           params=(0.15, 2.0), alpha=AL_RAILING, al=(o["bar"], o.get("fill", 0.3)))
+    side = o["side"]
+    if o.get("plinth"):  # the low wall the railing stands on, labelled Fence with it
+        xp = x - side * 0.02
+        t.add(K_QUADX, M_PAINT, "Fence", (xp, 0.0, z0), (xp, o["plinth"], z1), o["plinth_color"], seed=sd + 1,
+              params=(0.3, 3.0))
+    if o.get("hedge"):  # a hedge behind it: seen through the railing (Fence there), Tree above it
+        xh = x + side * o["hedge_gap"]
+        top = o["h"] + o["hedge"]
+        t.add(K_QUADX, M_FOLIAGE, "Tree", (xh, 0.0, z0), (xh, top, z1), o["hedge_color"], seed=sd + 2,
+              params=(0.9, 0.0), alpha=AL_SILHOUETTE, al=(o["hedge"] * 0.6, 0.8))
 
 
 _OBJECTS = {"Car": _car, "Pedestrian": _pedestrian, "Bicyclist": _bicyclist, "Pole": _pole, "SignSymbol": _sign,

@@ -246,6 +246,8 @@ def _facade_segment(k: SyntheticConfig, s: _Sampler, side: int, base_x: float, z
                    win_spacing=_r(s.u((1.6, 3.6))), win_w=_r(s.u((0.3, 0.7))), win_h=_r(s.u((0.35, 0.65))),
                    shop=int(s.p(0.45)), shop_color=s.color("building", 0.1),
                    tex=_r(s.u(k.texture_strength)), photo=int(s.p(k.photo_texture_p)))
+        if seg["shop"] and seg["seed"] % 2 == 0:  # half the shops: a sign projecting on a bracket, 0.45-0.75 m
+            seg["sign"] = _r(0.45 + 0.05 * (seg["seed"] // 2 % 7))  # from the seed: the other draws stay
     elif kind == "trees":
         bare = s.p(0.45)  # CamVid is winter: many leafless trees
         seg.update(height=_r(s.u((4.0, 14.0))), color=s.color("bare" if bare else "foliage"),
@@ -382,4 +384,24 @@ def _fences(k: SyntheticConfig, s: _Sampler, at: _Placer) -> list[dict[str, Any]
                          # solid share of each bar period: railings to close-boarded panels (CamVid labels
                          # a railing as one fence region, not as separate bars)
                          "fill": _r(s.u((0.45, 1.0)))})
+            objs[-1].update(_fence_setting(s, at, side, objs[-1]["seed"]))
     return objs
+
+
+def _fence_setting(s: _Sampler, at: _Placer, side: int, seed: int) -> dict[str, Any]:
+    """Where a railing stands and what is behind it: at the kerb, or at the back of the pavement on a low
+    wall with a hedge behind it, as CamVid's are (its railings in front of bushes were called Tree).
+
+    Drawn from the fence's own seed, so every other draw of the scene stays as it was.
+    """
+    sub = _Sampler(seed, s.palette, s.jitter)
+    if not sub.p(0.5):
+        return {}
+    pave = at.st["pave_left"] if side < 0 else at.st["pave_right"]
+    edge = at.le if side < 0 else at.re
+    out: dict[str, Any] = {"x": _r(edge + side * max(pave - 0.15, at.kerb + 0.2))}
+    if sub.p(0.5):
+        out.update(plinth=_r(sub.u((0.3, 0.7))), plinth_color=sub.color("building"))
+    if sub.p(0.75):
+        out.update(hedge=_r(sub.u((0.3, 1.8))), hedge_gap=_r(sub.u((0.3, 0.9))), hedge_color=sub.color("foliage"))
+    return out
