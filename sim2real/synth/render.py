@@ -174,7 +174,7 @@ class _Elements:
 
 
 def _safe(x: torch.Tensor) -> torch.Tensor:
-    return torch.where(x.abs() < 1e-9, torch.full_like(x, 1e-9), x)
+    return x.masked_fill(x.abs() < 1e-9, 1e-9)
 
 
 def _intersect(param_columns: torch.Tensor, pid: torch.Tensor, ranges: dict[int, slice], d: torch.Tensor,
@@ -194,7 +194,7 @@ def _intersect(param_columns: torch.Tensor, pid: torch.Tensor, ranges: dict[int,
     m = ranges[P.K_GROUND]
     if m.stop > m.start:
         tt = -oy[m] / torch.clamp(dy[m], max=-1e-9)
-        t[m] = torch.where(dy[m] < 0, tt, torch.full_like(tt, INF))
+        t[m] = tt.masked_fill(~(dy[m] < 0), INF)
     # planes x = const (facades, fences, tree rows) and z = const (side walls, far facades, horizon)
     for kind, axis, other, (lo, hi) in ((P.K_QUADX, 0, 2, (P.Z0, P.Z1)), (P.K_QUADZ, 2, 0, (P.X0, P.X1))):
         m = ranges[kind]
@@ -203,7 +203,7 @@ def _intersect(param_columns: torch.Tensor, pid: torch.Tensor, ranges: dict[int,
             y = oy[m] + tt * dy[m]
             along = tt * d[other, m]
             ok = (tt > 0) & (along >= c(lo, m)) & (along <= c(hi, m)) & (y >= c(P.Y0, m)) & (y <= c(P.Y1, m))
-            t[m] = torch.where(ok, tt, torch.full_like(tt, INF))
+            t[m] = tt.masked_fill(~ok, INF)
     # axis-aligned boxes (slab test)
     m = ranges[P.K_BOX]
     if m.stop > m.start:
@@ -218,10 +218,8 @@ def _intersect(param_columns: torch.Tensor, pid: torch.Tensor, ranges: dict[int,
         tmin = torch.maximum(torch.maximum(tmins[0], tmins[1]), tmins[2])
         tmax = torch.minimum(torch.minimum(tmaxs[0], tmaxs[1]), tmaxs[2])
         ok = (tmax >= tmin) & (tmin > 1e-4)
-        t[m] = torch.where(ok, tmin, torch.full_like(tmin, INF))
-        f = torch.zeros_like(tmin, dtype=torch.int8)
-        f = torch.where(tmin == tmins[1], torch.ones_like(f), f)
-        f = torch.where(tmin == tmins[2], torch.full_like(f, 2), f)
+        t[m] = tmin.masked_fill(~ok, INF)
+        f = torch.zeros_like(tmin, dtype=torch.int8).masked_fill(tmin == tmins[1], 1).masked_fill(tmin == tmins[2], 2)
         face[m] = f
     # ellipsoids
     m = ranges[P.K_ELL]
@@ -237,7 +235,7 @@ def _intersect(param_columns: torch.Tensor, pid: torch.Tensor, ranges: dict[int,
         disc = qb * qb - qa * qc
         tt = (-qb - torch.sqrt(torch.clamp(disc, min=0.0))) / qa
         ok = (disc >= 0) & (tt > 0)
-        t[m] = torch.where(ok, tt, torch.full_like(tt, INF))
+        t[m] = tt.masked_fill(~ok, INF)
     # vertical cylinders (poles, trunks)
     m = ranges[P.K_CYL]
     if m.stop > m.start:
@@ -251,7 +249,7 @@ def _intersect(param_columns: torch.Tensor, pid: torch.Tensor, ranges: dict[int,
         tt = (-qb - torch.sqrt(torch.clamp(disc, min=0.0))) / torch.clamp(qa, min=1e-12)
         y = oy[m] + tt * dy[m]
         ok = (disc >= 0) & (tt > 0) & (y >= c(P.Y0, m)) & (y <= c(P.Y1, m))
-        t[m] = torch.where(ok, tt, torch.full_like(tt, INF))
+        t[m] = tt.masked_fill(~ok, INF)
     return t, face
 
 
@@ -319,7 +317,7 @@ def _nearest(t: torch.Tensor, g: torch.Tensor, npx: int) -> tuple[torch.Tensor, 
     """
     best = torch.full((npx,), INF, device=t.device).scatter_reduce(0, g, t, "amin")
     win = torch.isfinite(t) & (t == best.index_select(0, g))
-    idx = torch.where(win, torch.arange(len(t), device=t.device), torch.full_like(g, -1))
+    idx = torch.arange(len(t), device=t.device).masked_fill(~win, -1)
     return best, torch.full((npx,), -1, device=t.device, dtype=torch.long).scatter_reduce(0, g, idx, "amax")
 
 
@@ -384,7 +382,7 @@ def _render_chunk(scenes: list[dict], h: int, w: int, dev: torch.device,
     oy = oy_scene.index_select(0, elements.scn)
     t, face = _intersect(param_columns, elements.pid, ranges, d, oy)
     solid = _alpha(param_columns, elements.pid, t, d, oy)
-    t = torch.where(solid, t, torch.full_like(t, INF))
+    t = t.masked_fill(~solid, INF)
     # two layers: the nearest solid surface, and a see-through crown (bare tree) in front of it
     npx = n * h * w
     see_through = is_veil(param_columns).index_select(0, elements.pid)

@@ -314,7 +314,7 @@ def _facade_shadow(env: _Scenes, p, L, sc, sunny, dev) -> torch.Tensor:
         return out
     table, xs_t = env.facade_profiles()
     ps, Ls, ss = p.index_select(-1, sel), L.index_select(-1, sel), sc.index_select(-1, sel)
-    lx = torch.where(Ls[0].abs() < 1e-4, torch.full_like(Ls[0], 1e-4), Ls[0])
+    lx = Ls[0].masked_fill(Ls[0].abs() < 1e-4, 1e-4)
     k = (xs_t.index_select(-1, ss) - ps[0]) / lx
     y = ps[1] + k * Ls[1]
     z = ps[2] + k * Ls[2]
@@ -565,7 +565,7 @@ def _facade(hits: _Hits, scenes, tex: TextureBank, sky_hor):
     mullion = big & ((fm < 0.07 / pitch) | ((fy - 0.62).abs() < 0.018))
     glass = torch.where((glazing_bar | mullion)[None], bar_c, glass)
     col = torch.where(is_win[None] | big[None], glass, wall)
-    pipe_c = torch.where((per_building(23) > 0.4)[None], torch.full_like(col, 0.09), wall * 0.7)
+    pipe_c = (wall * 0.7).masked_fill((per_building(23) > 0.4)[None], 0.09)
     pipe = (fc < 0.1 / spacing) & (hash2(col_i.long(), torch.full_like(seed, 29), seed) < 0.22) & (y < top - 0.3)
     round_ = 1.25 - 0.5 * (fc * spacing / 0.05 - 1.0).abs()  # a 10 cm pipe, lit along its middle
     return torch.where(pipe[None], pipe_c * round_[None], col)
