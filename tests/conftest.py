@@ -7,6 +7,8 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -132,9 +134,24 @@ def tiny_project(tmp_path: Path) -> Path:
     return make_project(tmp_path / "proj")
 
 
+@contextmanager
+def scratch(factory: pytest.TempPathFactory, name: str) -> Iterator[Path]:
+    """A directory for a module- or session-scoped fixture, removed when the fixture ends.
+
+    A tiny chain with its DVC cache is about 400 MB; pytest removes passing tests' `tmp_path`
+    (`tmp_path_retention_policy = "failed"`), and this does the same for shared fixtures, so a run's
+    disk use stays at a few chains instead of growing to gigabytes."""
+    path = factory.mktemp(name)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def repro_project(tmp_path_factory) -> Path:
+def repro_project(tmp_path_factory) -> Iterator[Path]:
     """The whole chain built once by `dvc repro` on the tiny profile (tests that edit it undo their edit)."""
-    root = make_project(tmp_path_factory.mktemp("repro") / "proj")
-    run([str(BIN / "dvc"), "repro"], root, timeout=900)
-    return root
+    with scratch(tmp_path_factory, "repro") as base:
+        root = make_project(base / "proj")
+        run([str(BIN / "dvc"), "repro"], root, timeout=900)
+        yield root

@@ -15,7 +15,7 @@ import yaml
 
 from sim2real.context import StepResult
 from sim2real.reporting import MAX_DVC_METRICS, dvc_metrics, for_report
-from tests.conftest import BIN, make_project, run
+from tests.conftest import BIN, make_project, run, scratch
 
 DVC = str(BIN / "dvc")
 STAGE_ASSETS = {"synthetic_scenes", "real_target", "augmented_scenes", "styled_scenes", "pretrained_model",
@@ -71,14 +71,14 @@ def test_every_asset_points_at_its_one_run_job(tmp_path: Path) -> None:
 def chain(tmp_path_factory):
     import dagster as dg
 
-    base = tmp_path_factory.mktemp("sync")
-    root = make_project(base / "proj")
-    run([DVC, "repro"], root, timeout=900)
-    home = base / "dagster_home"
-    home.mkdir()
-    instance = dg.DagsterInstance.local_temp(tempdir=str(home))
-    yield root, instance, home
-    instance.dispose()
+    with scratch(tmp_path_factory, "sync") as base:
+        root = make_project(base / "proj")
+        run([DVC, "repro"], root, timeout=900)
+        home = base / "dagster_home"
+        home.mkdir()
+        instance = dg.DagsterInstance.local_temp(tempdir=str(home))
+        yield root, instance, home
+        instance.dispose()
 
 
 def lock_md5(root: Path, address: str) -> str:

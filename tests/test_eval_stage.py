@@ -18,6 +18,7 @@ import torch
 from sim2real.config import Config, load_config
 from sim2real.context import StageContext
 from sim2real.shards import write_dataset
+from tests.conftest import scratch
 
 pytestmark = pytest.mark.e2e  # trains a whole tiny chain: not in `make test-fast`
 
@@ -122,13 +123,13 @@ def chain(tmp_path_factory: pytest.TempPathFactory):
     from sim2real.evaluate.stage import gap_report
 
     torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("chain")
-    cfg = build_tiny_chain(root)
-    mp = pytest.MonkeyPatch()
-    mp.delenv("SIM2REAL_STORE", raising=False)
-    result = gap_report(cfg, StageContext(root=root, stage="gap_report"))
-    yield root, cfg, result
-    mp.undo()
+    with scratch(tmp_path_factory, "chain") as root:
+        cfg = build_tiny_chain(root)
+        mp = pytest.MonkeyPatch()
+        mp.delenv("SIM2REAL_STORE", raising=False)
+        result = gap_report(cfg, StageContext(root=root, stage="gap_report"))
+        yield root, cfg, result
+        mp.undo()
 
 
 def test_gap_report_writes_report_plots_and_store(chain) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,20 +12,21 @@ from test_train_support import make_tiny_root
 
 from sim2real.runner import run_stage
 from sim2real.train.checkpoint import load_model
+from tests.conftest import scratch
 
 pytestmark = pytest.mark.e2e  # trains a whole tiny chain: not in `make test-fast`
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> tuple[Path, dict]:
-    root = tmp_path_factory.mktemp("stages")
-    cfg = make_tiny_root(root)
-    results = {
-        "pretrained_model": run_stage("pretrained_model", item="none", root=root, cfg=cfg),
-        "finetuned_model": run_stage("finetuned_model", root=root, cfg=cfg),
-        "real_only_model": run_stage("real_only_model", root=root, cfg=cfg),
-    }
-    return root, results
+def trained(tmp_path_factory) -> Iterator[tuple[Path, dict]]:
+    with scratch(tmp_path_factory, "stages") as root:
+        cfg = make_tiny_root(root)
+        results = {
+            "pretrained_model": run_stage("pretrained_model", item="none", root=root, cfg=cfg),
+            "finetuned_model": run_stage("finetuned_model", root=root, cfg=cfg),
+            "real_only_model": run_stage("real_only_model", root=root, cfg=cfg),
+        }
+        yield root, results
 
 
 def test_pretrained_model_outputs(trained) -> None:
