@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -92,3 +94,64 @@ def test_bad_values_name_the_key():
         config_from_dict({"augment": {"gamma": [1.5, 0.5]}})
     with pytest.raises(ValueError, match="masks"):
         build_augmentation(AugmentConfig())(torch.rand(2, 3, 8, 8), torch.zeros(2, 8, 9, dtype=torch.long))
+
+
+def test_color_jitter_is_kornias_brightness_contrast_saturation_in_any_order_and_turns_hue_the_same_way():
+    """The fused colour matrix against kornia's step-by-step formulas (inside [0, 1], where no step clamps)."""
+    from kornia.enhance import (
+        adjust_brightness_accumulative,
+        adjust_contrast_with_mean_subtraction,
+        adjust_hue,
+        adjust_saturation_with_gray_subtraction,
+    )
+
+    from sim2real.augment import color_jitter
+
+    torch.manual_seed(0)
+    x = torch.rand(4, 3, 20, 30) * 0.5 + 0.25
+    b, c, s = torch.tensor([0.9, 1.1, 1.0, 0.95]), torch.tensor([1.1, 0.9, 1.2, 1.0]), torch.tensor([0.8, 1.2, 1.0, 1.25])
+    ours = color_jitter(x, b, c, s, torch.zeros(4))
+    bcs = adjust_saturation_with_gray_subtraction(adjust_contrast_with_mean_subtraction(
+        adjust_brightness_accumulative(x, b), c), s)
+    scb = adjust_brightness_accumulative(adjust_contrast_with_mean_subtraction(
+        adjust_saturation_with_gray_subtraction(x, s), c), b)
+    assert (ours - bcs).abs().max() < 1e-5 and (ours - scb).abs().max() < 1e-5
+    assert (ours - x).abs().mean() > 0.02  # the factors did something
+    # hue: the same direction and size as kornia's (torchvision's) HSV shift, not the opposite
+    one = torch.ones(4)
+    for turns in (0.03, -0.03):
+        ref = adjust_hue(x, torch.full((4,), turns * 2 * math.pi)) - x
+        mine = color_jitter(x, one, one, one, torch.full((4,), turns)) - x
+        cos = ((mine * ref).sum(1) / (mine.norm(dim=1) * ref.norm(dim=1) + 1e-9)).mean()
+        assert cos > 0.5, turns
+        assert 0.8 < mine.norm(dim=1).mean() / ref.norm(dim=1).mean() < 1.25
+
+
+def test_warp_moves_by_whole_pixels_exactly_and_marks_what_comes_from_outside():
+    """`warp`'s pixel convention: a shift by 3 columns and a mirror are exact, and the uncovered strip is 0."""
+    from sim2real.augment import warp
+
+    images, masks = _blocks(2)
+    m = (masks + 1).float()[:, None]
+    shift = torch.tensor([[1.0, 0.0, 3.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]).repeat(2, 1, 1)
+    wi, wm = warp(images, m, shift)
+    assert torch.allclose(wi[..., 3:], images[..., :-3], atol=1e-5) and torch.equal(wm[..., 3:], m[..., :-3])
+    assert wi[..., :3].abs().max() < 1e-4 and (wm[..., :3] == 0).all()
+    w = images.shape[-1]
+    mirror = torch.tensor([[-1.0, 0.0, w - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]).repeat(2, 1, 1)
+    wi, wm = warp(images, m, mirror)
+    assert torch.allclose(wi, images.flip(-1), atol=1e-5) and torch.equal(wm, m.flip(-1))
+
+
+def test_each_op_runs_only_on_the_images_drawn_for_it():
+    images = torch.rand(32, 3, 24, 32) * 0.6 + 0.2
+    masks = torch.randint(0, 11, (32, 24, 32))
+    off = dict(hflip_p=0.0, affine_p=0.0, perspective_p=0.0, crop_p=0.0, **GEOMETRIC_ONLY)
+    half = build_augmentation(AugmentConfig(**{**off, "color_jitter_p": 0.5}))
+    out, om = half(images, masks, seed=4)
+    same = torch.tensor([torch.equal(out[i], images[i]) for i in range(32)])
+    assert 4 <= int(same.sum()) <= 28 and torch.equal(om, masks)
+    moved = build_augmentation(AugmentConfig(**{**off, "affine_p": 0.5, "affine_translate": 0.2}))
+    _, om = moved(images, masks, seed=4)
+    kept = torch.tensor([torch.equal(om[i], masks[i]) for i in range(32)])
+    assert 4 <= int(kept.sum()) <= 28

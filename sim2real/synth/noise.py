@@ -54,17 +54,36 @@ def _table(name: str, device: torch.device) -> torch.Tensor:
     return _ON[key]
 
 
-def _lookup(name: str, ix: torch.Tensor, iy: torch.Tensor, seed: torch.Tensor | int) -> torch.Tensor:
-    # wrap to the table first (exact: & keeps the low bits), then the cheap int32 arithmetic and
-    # index_select (several times faster than int64 ops and advanced indexing on CPU)
+def _window(ix: torch.Tensor, iy: torch.Tensor, seed: torch.Tensor | int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Table column and row (int32, wrapped) of lattice point (ix, iy) under `seed`."""
+    # wrap to the table first (exact: & keeps the low bits), then the cheap int32 arithmetic
+    # (several times faster than int64 ops on CPU)
     ix = (ix & _MASK).to(torch.int32)
     iy = (iy & _MASK).to(torch.int32)
     if isinstance(seed, torch.Tensor):
         seed = (seed & 0x3FFFF).to(torch.int32)
-    sx = seed & _MASK
-    sy = (seed >> 9) & _MASK
-    idx = ((iy + sy) & _MASK) * _SIZE + ((ix + sx) & _MASK)
+    return (ix + (seed & _MASK)) & _MASK, (iy + ((seed >> 9) & _MASK)) & _MASK
+
+
+def _gather(name: str, idx: torch.Tensor) -> torch.Tensor:
+    # index_select on the flat table: several times faster than advanced indexing on CPU
     return _table(name, idx.device).index_select(0, idx.reshape(-1)).reshape(idx.shape)
+
+
+def _lookup(name: str, ix: torch.Tensor, iy: torch.Tensor, seed: torch.Tensor | int) -> torch.Tensor:
+    col, row = _window(ix, iy, seed)
+    return _gather(name, row * _SIZE + col)
+
+
+def _corners(name: str, ix: torch.Tensor, iy: torch.Tensor, seed: torch.Tensor | int) -> torch.Tensor:
+    """`_lookup` at (ix, iy), (ix + 1, iy), (ix, iy + 1), (ix + 1, iy + 1), stacked: one window and one
+    gather instead of four (the same values: the table wraps, so the neighbour of a wrapped column is
+    the wrapped neighbour)."""
+    col, row = _window(ix, iy, seed)
+    col1 = (col + 1) & _MASK
+    row0 = row * _SIZE
+    row1 = ((row + 1) & _MASK) * _SIZE
+    return _gather(name, torch.stack([row0 + col, row0 + col1, row1 + col, row1 + col1]))
 
 
 def hash2(ix: torch.Tensor, iy: torch.Tensor, seed: torch.Tensor | int) -> torch.Tensor:
@@ -103,8 +122,7 @@ def _smooth(name: str, x: torch.Tensor, y: torch.Tensor, seed: torch.Tensor | in
         return _lookup(name, ix, iy, seed)
     # bilinear: for coarse noise that gets thresholded (patches, puddles) and must not look blocky
     tx, ty = x * _RES - fx, y * _RES - fy
-    a, b = _lookup(name, ix, iy, seed), _lookup(name, ix + 1, iy, seed)
-    c, d = _lookup(name, ix, iy + 1, seed), _lookup(name, ix + 1, iy + 1, seed)
+    a, b, c, d = _corners(name, ix, iy, seed)
     top = a + (b - a) * tx
     bot = c + (d - c) * tx
     return top + (bot - top) * ty
