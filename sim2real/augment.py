@@ -252,8 +252,8 @@ def albumentations_pipeline(c: AugmentConfig, height: int, width: int, seed: int
 class AlbumentationsAugmenter:
     """`Augmenter`'s interface and operations, run per image with albumentations (cv2) on the CPU.
 
-    On the CPU this is ~5x faster than kornia at 128x160 (BENCHMARKS.md), which is what keeps online
-    augmentation within 10% of the training loop's images/s there. Each call draws its albumentations
+    On the CPU this is ~2x faster than `Augmenter` at 128x160 (BENCHMARKS.md: 1318 against 603 images/s
+    on one core), which keeps online augmentation within 10% of the training loop's images/s there. Each call draws its albumentations
     seed from torch's global RNG (or `seed=`), so the per-step seeding of the training loop makes a
     run, and its resume, reproducible.
     """

@@ -392,18 +392,12 @@ def test_railings_at_the_back_of_the_pavement_stand_on_a_wall_before_a_hedge():
     its labels make the wall, the railing and the bushes seen through it one Fence band, and the bushes
     above it Tree. The generator drew railings at the kerb only, rarely with vegetation behind, and the
     source-only model called 86 % of CamVid's val Fence Tree."""
-    import sim2real.synth.sampling as sampling
     from sim2real.synth.generate import sample_params
     from sim2real.taxonomy import CLASS_ID
 
     cfg = SyntheticConfig(fence_p=1.0)
     scenes = sample_params(cfg, 80, seed=5)
-    orig = sampling._fence_setting
-    try:
-        sampling._fence_setting = lambda *a: {}  # every railing at the kerb, as before
-        plain = sample_params(cfg, 80, seed=5)
-    finally:
-        sampling._fence_setting = orig
+    plain = sample_params(cfg.model_copy(update={"fence_back_p": 0.0}), 80, seed=5)  # every railing at the kerb
     # drawn from the fence's own seed: every other draw of the scene is the same as without the setting
     moved, hedged = [], []
     for a, b in zip(scenes, plain, strict=True):

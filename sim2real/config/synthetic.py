@@ -100,6 +100,7 @@ class SyntheticConfig(Section):
     num_poles: CountRange = (3, 12)  # lamp posts / bollards
     num_signs: CountRange = (1, 6)  # signs and traffic lights (on their own poles)
     fence_p: Prob = 0.25  # chance of a railing along each pavement
+    fence_back_p: Prob = 0.5  # chance a railing stands at the back of the pavement (on a wall, before a hedge)
     num_cars: CountRange = (1, 9)  # parked at the kerbs and driving in lanes
     num_pedestrians: CountRange = (0, 10)  # mostly on pavements, some crossing
     num_bicyclists: CountRange = (0, 2)  # on the road near the kerb

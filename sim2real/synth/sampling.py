@@ -114,6 +114,10 @@ class _Sampler:
     def seed(self) -> int:
         return int(self.rng.integers(0, 1 << 24))
 
+    def child(self, seed: int) -> _Sampler:
+        """A sampler of its own seed with this one's palette and jitter: its draws leave this one's stream as it was."""
+        return _Sampler(seed, self.palette, self.jitter)
+
     def color(self, key: str, spread: float = 0.06) -> list[float]:
         options = self.palette[key]
         r0, r1, r2, r3, r4 = self.rng.random(5).tolist()  # python floats: rounding numpy scalars is slow
@@ -384,18 +388,18 @@ def _fences(k: SyntheticConfig, s: _Sampler, at: _Placer) -> list[dict[str, Any]
                          # solid share of each bar period: railings to close-boarded panels (CamVid labels
                          # a railing as one fence region, not as separate bars)
                          "fill": _r(s.u((0.45, 1.0)))})
-            objs[-1].update(_fence_setting(s, at, side, objs[-1]["seed"]))
+            objs[-1].update(_fence_setting(s.child(objs[-1]["seed"]), at, side, k.fence_back_p))
     return objs
 
 
-def _fence_setting(s: _Sampler, at: _Placer, side: int, seed: int) -> dict[str, Any]:
-    """Where a railing stands and what is behind it: at the kerb, or at the back of the pavement on a low
-    wall with a hedge behind it, as CamVid's are (its railings in front of bushes were called Tree).
+def _fence_setting(sub: _Sampler, at: _Placer, side: int, back_p: float) -> dict[str, Any]:
+    """Where a railing stands and what is behind it: at the kerb, or (with chance `back_p`) at the back of the
+    pavement on a low wall with a hedge behind it, as CamVid's are (its railings in front of bushes were
+    called Tree).
 
-    Drawn from the fence's own seed, so every other draw of the scene stays as it was.
+    `sub` draws from the fence's own seed (`_Sampler.child`), so every other draw of the scene stays as it was.
     """
-    sub = _Sampler(seed, s.palette, s.jitter)
-    if not sub.p(0.5):
+    if not sub.p(back_p):
         return {}
     pave = at.st["pave_left"] if side < 0 else at.st["pave_right"]
     edge = at.le if side < 0 else at.re

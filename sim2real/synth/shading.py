@@ -357,7 +357,8 @@ class _StreetAt:
 
 
 def _object_shadows(scenes: list[dict[str, Any]]) -> np.ndarray:
-    """Shadow footprints on the ground (N, K, 5): x0, x1, z0, z1, darkening (0 = padding).
+    """Shadow footprints on the ground (N, 5, K): rows x0, x1, z0, z1, darkening (0 = padding), one column
+    per footprint (the layout `_ground_shadows` compares in).
 
     Each object's footprint, pushed away from the sun by half its height (a contact shadow under
     overcast light, a cast shadow in sun).
@@ -386,10 +387,10 @@ def _object_shadows(scenes: list[dict[str, Any]]) -> np.ndarray:
                       o["z"] + hl + max(sz, 0), min(strength, 0.8)))
         rows.append(r)
     kmax = max((len(r) for r in rows), default=0)
-    out = np.zeros((len(scenes), max(kmax, 1), 5), np.float32)
+    out = np.zeros((len(scenes), 5, max(kmax, 1)), np.float32)
     for i, r in enumerate(rows):
         if r:
-            out[i, : len(r)] = r
+            out[i, :, : len(r)] = np.asarray(r, np.float32).T
     return out
 
 
@@ -433,12 +434,12 @@ def _ground_shadows(scenes, X: torch.Tensor, Z: torch.Tensor, sc: torch.Tensor) 
     bounds = torch.searchsorted(sc, torch.arange(len(scenes) + 1, device=sc.device)).tolist()
     for i in range(len(scenes)):
         a, b = bounds[i], bounds[i + 1]
-        fp = shadows[i][shadows[i, :, 4] > 0]
-        if a == b or len(fp) == 0:
+        fp = shadows[i][:, shadows[i, 4] > 0]
+        if a == b or fp.shape[1] == 0:
             continue
         # footprints down, points across: the min runs over rows, as an elementwise min of whole rows (1.5x
         # faster than a min over a short last axis)
-        x, z, f = X[None, a:b], Z[None, a:b], fp.t().contiguous()[:, :, None]
+        x, z, f = X[None, a:b], Z[None, a:b], fp[:, :, None]
         inside = (x >= f[0]) & (x <= f[1]) & (z >= f[2]) & (z <= f[3])
         dark = torch.where(inside, 1.0 - f[4], torch.ones_like(x)).amin(0)
         shade_f[a:b] = torch.minimum(shade_f[a:b], dark)
