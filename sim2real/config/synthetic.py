@@ -122,6 +122,10 @@ class SyntheticConfig(Section):
     vignette: UnitRange = (0.0, 0.35)
     noise_std: NonNegRange = (0.0, 0.03)  # Gaussian sensor noise (fraction of full scale)
     blur_sigma: NonNegRange = (0.0, 0.9)  # optical blur, pixels at 360x480 (scaled with size)
+    # rendering below 360 rows: look like a 360x480 frame loaded at the working size (as real frames are,
+    # PIL bilinear), not like a sensor of the working size. Gaussian sigma in working-size pixels, times
+    # sqrt(1 - (h/360)^2); the sensor noise is averaged down by h/360. 0 = off (before the eighth session)
+    sensor_footprint: float = Field(0.57, ge=0.0, le=2.0)
     jpeg_quality: Annotated[IntRange, AfterValidator(_nonneg)] = (55, 98)  # 100 = no JPEG round trip
 
     @field_validator("jpeg_quality")

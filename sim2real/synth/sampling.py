@@ -206,7 +206,7 @@ def _sample_light(k: SyntheticConfig, s: _Sampler) -> tuple[dict[str, Any], dict
               "wb": [_r(1.0 + s.u((-1.0, 1.0)) * s.u(k.white_balance)) for _ in range(3)],
               "saturation": _r(s.u(k.saturation)), "vignette": _r(s.u(k.vignette)),
               "noise": _r(s.u(k.noise_std)), "blur": _r(s.u(k.blur_sigma)),
-              "jpeg": s.i(k.jpeg_quality), "seed": s.seed()}
+              "jpeg": s.i(k.jpeg_quality), "seed": s.seed(), "footprint": k.sensor_footprint}
     return light, sky, sensor
 
 
