@@ -448,3 +448,38 @@ def test_white_window_is_hash2_over_the_grid():
         for width in (16, 160, 480, 700):
             grid = hash2(torch.arange(width)[None].expand(len(rows), width), rows[:, None].expand(len(rows), width), seed)
             assert torch.equal(white_window(rows, width, seed), grid), (seed, width)
+
+
+def test_sensor_footprint_softens_like_a_real_frame_loaded_small_and_keeps_labels_and_draws():
+    """Below 360 rows the camera blurs and averages its noise as a 360x480 frame loaded at the working size
+    (`camera.footprint`): less fine detail than the working size sampled as its own sensor, the same labels
+    and the same draws; at 360 rows, and for records sampled before the key existed, nothing changes."""
+    import math
+
+    from sim2real.synth.camera import footprint
+
+    on, off = SyntheticConfig(), SyntheticConfig(sensor_footprint=0.0)
+    assert on.sensor_footprint > 0
+    a, ma, ra = generate_scenes(on, 6, seed=3, height=64, width=80)
+    b, mb, rb = generate_scenes(off, 6, seed=3, height=64, width=80)
+    np.testing.assert_array_equal(ma, mb)
+    assert [r["sensor"]["footprint"] for r in ra] == [on.sensor_footprint] * 6
+    assert [{**r["sensor"], "footprint": 0} for r in ra] == [{**r["sensor"], "footprint": 0} for r in rb]
+
+    def detail(x: np.ndarray) -> float:  # mean absolute difference of neighbouring pixels
+        g = x.astype(np.float32).mean(-1)
+        return float(np.abs(np.diff(g, axis=1)).mean() + np.abs(np.diff(g, axis=2)).mean())
+
+    assert detail(a) < 0.8 * detail(b)
+    a360, _, _ = generate_scenes(on, 2, seed=3, height=360, width=24)
+    b360, _, _ = generate_scenes(off, 2, seed=3, height=360, width=24)
+    assert a360.tobytes() == b360.tobytes()
+
+    s = {"blur": 0.9, "footprint": 0.57}
+    assert footprint(s, 360) == (0.9, 1.0) and footprint(s, 720) == (1.8, 1.0)
+    sigma, noise = footprint(s, 128)
+    assert noise == pytest.approx(128 / 360)
+    assert sigma == pytest.approx(math.hypot(0.9 * 128 / 360, 0.57 * math.sqrt(1 - (128 / 360) ** 2)))
+    assert footprint({"blur": 0.9}, 128) == (pytest.approx(0.32), 1.0)
+    with pytest.raises(ConfigError, match="sensor_footprint"):
+        config_from_dict({"synthetic": {"sensor_footprint": -0.1}})
