@@ -8,7 +8,10 @@ For each of the 11 classes, on label maps resized to one size (default 128x160, 
 - blob px, blob h: typical area (pixels) and height (rows) of those components: the pixel-weighted
   median (the size of the component the median pixel of the class lies in), so annotation specks
   do not hide the objects.
-The ratio columns (syn/real) flag where the generator differs grossly. No training, CPU only.
+The ratio columns (syn/real) flag where the generator differs grossly. When the split's images are there
+too, one more line compares the images' fine detail: the mean absolute difference between a pixel's grey
+level and its 3x3 neighbourhood's mean, real frames loaded as the pipeline loads them (`load_split`,
+bilinear) against the synthetic scenes rendered at the same size. No training, CPU only.
 
     SIM2REAL_THREADS=1 taskset -c 1 python benchmarks/synth_stats.py                 # 367 scenes vs CamVid train
     python benchmarks/synth_stats.py --camvid /path/to/camvid --scenes 200 --out stats.md
@@ -25,6 +28,7 @@ import numpy as np
 import torch
 
 from sim2real.config.synthetic import SyntheticConfig
+from sim2real.real.importers import load_split
 from sim2real.synth import generate_scenes
 from sim2real.taxonomy import CLASSES, VOID
 
@@ -88,6 +92,16 @@ def load_camvid_labels(root: Path, split: str, height: int, width: int) -> np.nd
     return out
 
 
+def fine_detail(images: np.ndarray) -> float:
+    """Mean |grey - its 3x3 mean| (grey levels 0..255) over uint8 (N, H, W, 3) images: how much of the
+    picture sits at the scale of single pixels (edges, texture, noise, aliasing)."""
+    total = 0.0
+    for img in images:
+        g = img[..., :3].astype(np.float32).mean(-1)
+        total += float(np.abs(g - cv2.blur(g, (3, 3), borderType=cv2.BORDER_REFLECT)).mean())
+    return total / max(len(images), 1)
+
+
 def _fmt(v: float, digits: int) -> str:
     return "-" if not np.isfinite(v) else f"{v:.{digits}f}"
 
@@ -118,9 +132,14 @@ def main(argv: list[str] | None = None) -> str:
     args = ap.parse_args(argv)
     torch.set_num_threads(int(os.environ.get("SIM2REAL_THREADS", "1")))
     real = load_camvid_labels(args.camvid, args.split, args.height, args.width)
-    _, syn, _ = generate_scenes(SyntheticConfig(), args.scenes, seed=args.seed, height=args.height, width=args.width)
+    images, syn, _ = generate_scenes(SyntheticConfig(), args.scenes, seed=args.seed, height=args.height,
+                                     width=args.width)
     text = (f"CamVid {args.split} ({len(real)} label maps) vs {args.scenes} synthetic scenes (seed {args.seed}, "
             f"default knobs), {args.height}x{args.width}\n\n" + compare_table(label_stats(real), label_stats(syn)))
+    if (args.camvid / args.split).is_dir():
+        frames = load_split(args.camvid, "camvid", args.split, args.height, args.width).images
+        text += (f"\n\nfine detail (mean |grey - 3x3 mean|, grey levels): real {fine_detail(frames):.2f}, "
+                 f"synthetic {fine_detail(images):.2f}")
     print(text)
     if args.out:
         args.out.write_text(text + "\n")

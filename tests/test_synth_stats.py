@@ -45,6 +45,15 @@ def test_cli_compares_a_segnet_folder_with_synthetic_scenes(tmp_path: Path) -> N
     out = tmp_path / "stats.md"
     text = synth_stats.main(["--camvid", str(tmp_path), "--scenes", "4", "--height", "24", "--width", "32",
                              "--out", str(out)])
+    assert "fine detail" not in text  # no images: labels only
+    (tmp_path / "train").mkdir()
+    for i in range(3):  # flat frames: no detail at all
+        cv2.imwrite(str(tmp_path / "train" / f"f{i}.png"), np.full((36, 48, 3), 90, np.uint8))
+    text = synth_stats.main(["--camvid", str(tmp_path), "--scenes", "4", "--height", "24", "--width", "32",
+                             "--out", str(out)])
+    detail = text.splitlines()[-1]
+    assert detail.startswith("fine detail (mean |grey - 3x3 mean|, grey levels): real 0.00, synthetic ")
+    assert float(detail.rsplit(" ", 1)[1]) > 1.0
     assert out.read_text().strip() == text.strip()
     assert "CamVid train (3 label maps) vs 4 synthetic scenes" in text
     rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| class")]
