@@ -17,7 +17,6 @@ import torch.nn.functional as F
 
 from sim2real.synth.noise import white_window
 
-
 SENSOR_ROWS = 360  # the rows the sensor parameters are given at: CamVid's 360x480 frames
 
 
