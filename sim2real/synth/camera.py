@@ -30,8 +30,9 @@ def footprint(s: dict[str, Any], h: int) -> tuple[float, float]:
     3x3 box mean: 9.4 against 4.9). With `footprint` = k, the optical blur (given at 360 rows) gets a
     Gaussian of k * sqrt(1 - (h/360)^2) pixels added in quadrature and the noise is scaled by h/360.
     k = 0.57 (0.53 pixel at 128 rows, 0.40 at 256) gives the fine detail of CamVid's val frames at both
-    sizes: 4.84 against 4.92 at 128x160, 4.29 against 4.29 at 256x320 (`docs/generator_camvid.md`).
-    0 = the working size is the sensor (scenes sampled before the key existed have none).
+    sizes: 4.84 against 4.92 at 128x160, 4.29 against 4.29 at 256x320. It did not raise source-only mIoU
+    at 128x160 (three seeds, `docs/generator_camvid.md`), so the default is 0: the working size is the
+    sensor, as before (scenes sampled before the key existed have none).
     """
     k = float(s.get("footprint", 0.0))
     rel = h / SENSOR_ROWS
