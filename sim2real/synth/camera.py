@@ -36,7 +36,7 @@ def footprint(s: dict[str, Any], h: int) -> tuple[float, float]:
     """
     k = float(s.get("footprint", 0.0))
     rel = h / SENSOR_ROWS
-    optical = s["blur"] * rel
+    optical = s["blur"] * h / SENSOR_ROWS  # the same float as before the footprint existed
     if k <= 0.0 or rel >= 1.0:
         return optical, 1.0
     return math.sqrt(optical * optical + k * k * (1.0 - rel * rel)), rel
@@ -104,16 +104,14 @@ def apply_camera(img: torch.Tensor, scenes: list[dict[str, Any]]) -> np.ndarray:
     over = x - 0.8
     x = torch.where(over > 0.0, 0.8 + over / (1.0 + over * 2.5), x)
     # optics: Gaussian blur, sigma given at 360x480 and scaled to this size, and the pixel footprint
-    fp = [footprint(s, h) for s in sen]
-    taps = np.stack([gaussian_weights(sigma) for sigma, _ in fp]).astype(np.float32)
+    taps = np.stack([gaussian_weights(footprint(s, h)[0]) for s in sen]).astype(np.float32)
     # only the images whose taps are not a delta (a delta blur is exactly the identity)
     soft = np.nonzero(taps[:, taps.shape[1] // 2] < 1.0)[0]
     if len(soft):
         sel = torch.as_tensor(soft, device=dev)
         x = x.index_copy(0, sel, blur(x.index_select(0, sel), torch.as_tensor(taps[soft], device=dev)))
     # sensor noise: triangular (sum of two uniforms), per pixel and channel, seeded by the scene
-    std = torch.as_tensor(np.array([s["noise"] * f for s, (_, f) in zip(sen, fp, strict=True)], np.float64)
-                          .astype(np.float32), device=dev).view(n, 1, 1, 1)
+    std = col(lambda s: s["noise"] * footprint(s, h)[1]).view(n, 1, 1, 1)
     # hash2(column, row * 3 + channel, seed): a window of the white-noise table per image
     rows = (torch.arange(h, device=dev).view(1, h) * 3 + torch.arange(3, device=dev).view(3, 1)).reshape(-1)
     nz = torch.stack([white_window(rows, w, int(s["seed"])) + white_window(rows, w, int(s["seed"]) + 100003)
