@@ -483,3 +483,39 @@ def test_sensor_footprint_softens_like_a_real_frame_loaded_small_and_keeps_label
     assert footprint({"blur": 0.9}, 128) == (pytest.approx(0.32), 1.0)
     with pytest.raises(ConfigError, match="sensor_footprint"):
         config_from_dict({"synthetic": {"sensor_footprint": -0.1}})
+
+
+def test_compiled_kernels_shade_the_same_float_bits_as_the_torch_code(monkeypatch):
+    """`synth/kernels.py` (numba, the CPU default) replaces torch chains in the shading; the linear colours
+    before the camera, not only the 8-bit images, must be the same bits, over scenes with every ground
+    feature (puddles, photo detail, markings, verges, shadows), every primitive kind and see-through layers."""
+    from sim2real.synth import kernels, render
+    from sim2real.synth import noise as N
+    from sim2real.synth.generate import sample_params
+    from sim2real.synth.shading import _STREET_KEYS, _STREET_RGB
+
+    # the kernels' street rows and noise layout are shading's and noise's
+    rows = [*_STREET_KEYS, *[k for k in _STREET_RGB for _ in range(3)]]
+    assert len(rows) == kernels.STREET_ROWS and rows[kernels.S_TILE] == "pave_tile"
+    assert [rows[i] for i in (kernels.S_ROAD, kernels.S_PAVE, kernels.S_KERBC, kernels.S_MARK)] == list(_STREET_RGB)
+    assert (kernels._NSIZE, kernels._NRES) == (N._SIZE, N._RES)
+
+    scenes = sample_params(SyntheticConfig(), 24, seed=11)
+    street = [s["street"] for s in scenes]
+    for key in ("puddles", "photo", "verge", "markings", "edge_lines"):
+        assert 0 < sum(st[key] > 0.5 for st in street) < len(scenes), key
+    linear, calls = {}, []
+    monkeypatch.setattr(render, "apply_camera", lambda color, scenes: color.numpy().copy())
+    for name in ("ground", "hits", "light"):
+        fn = getattr(kernels, name)
+        monkeypatch.setattr(kernels, name, lambda *a, fn=fn, name=name: (calls.append(name), fn(*a))[1])
+    for mode in ("torch", "numba"):
+        monkeypatch.setenv(kernels.ENV, mode)
+        calls.clear()
+        linear[mode] = render.render_scenes(scenes, 48, 64)
+        assert bool(calls) == (mode == "numba") and (mode == "torch" or set(calls) == {"ground", "hits", "light"})
+    (a, a_cls), (b, b_cls) = linear["torch"], linear["numba"]
+    assert a.dtype == np.float32 and a.tobytes() == b.tobytes() and np.array_equal(a_cls, b_cls)
+    monkeypatch.setenv(kernels.ENV, "fast")
+    with pytest.raises(ValueError, match="SIM2REAL_KERNELS='fast'"):
+        render.render_scenes(scenes[:1], 8, 8)

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from sim2real.synth import kernels
+from sim2real.synth import noise as N
 from sim2real.synth import primitives as P
 from sim2real.synth.noise import fbm, hash2, value_noise
 from sim2real.synth.textures import TextureBank
@@ -137,6 +139,20 @@ def _scaled(col: torch.Tensor, where: torch.Tensor, k: float) -> torch.Tensor:
 def _hits(cast: RayCast, param_columns: torch.Tensor, pix: torch.Tensor,
           elements: torch.Tensor) -> tuple[_Hits, torch.Tensor]:
     """The hits of `elements` (one per pixel in `pix`) and their ray distances."""
+    if kernels.enabled(pix.device):
+        m = len(pix)
+        pid, sc = torch.empty(m, dtype=torch.long), torch.empty(m, dtype=torch.long)
+        p, nrm, q, dist = torch.empty((3, m)), torch.empty((3, m)), torch.empty(m), torch.empty(m)
+        r = cast.rays
+        ray_len = torch.sqrt(r[0] * r[0] + r[1] * r[1] + r[2] * r[2])  # torch's sqrt (see kernels)
+        kernels.hits(elements.numpy(), pix.numpy(), cast.pid.numpy(), cast.t.numpy(), cast.face.numpy(),
+                     r.numpy(), ray_len.numpy(), param_columns.numpy(), cast.oy.numpy(), pid.numpy(), sc.numpy(),
+                     p.numpy(), nrm.numpy(), q.numpy(), dist.numpy())
+        curved = torch.nonzero(q >= 0).squeeze(1)  # ellipsoids and cylinders: normalise
+        if len(curved):
+            ln = torch.clamp(torch.sqrt(q.index_select(-1, curved)), min=1e-9)
+            nrm.index_copy_(-1, curved, nrm.index_select(-1, curved) / ln[None])
+        return _Hits(param_columns, pid, sc, p, nrm, pix.device), dist
     pid = cast.pid.index_select(-1, elements)
     tw = cast.t.index_select(-1, elements)
     fw = cast.face.index_select(-1, elements).long()
@@ -152,6 +168,13 @@ def _hits(cast: RayCast, param_columns: torch.Tensor, pix: torch.Tensor,
 
 def _light(hits: _Hits, base: torch.Tensor, dist: torch.Tensor, env: _Scenes) -> torch.Tensor:
     """Lit, hazed linear colour of surface colours `base` at `hits`."""
+    if kernels.enabled(hits.dev):
+        out = torch.empty_like(base)
+        profiles, rows_x = env.facade_profiles()
+        kernels.light(base.numpy(), hits.n.numpy(), hits.p.numpy(), hits.sc.numpy(), dist.numpy(), env.sun.numpy(),
+                      env.light.numpy(), env.sky_par.numpy(), env.sky_hor.numpy(), profiles.numpy(), rows_x.numpy(),
+                      np.float32(SHADOW_Z0), np.float32(SHADOW_DZ), out.numpy())
+        return out
     sc, nrm = hits.sc, hits.n
     # light: ambient + sun (Lambert) unless a facade shadows the point
     L = env.sun.index_select(-1, sc)
@@ -340,6 +363,11 @@ class _Street:
         self.columns = {k: torch.as_tensor(np.array([s["street"][k] for s in scenes], np.float64).astype(np.float32).T.copy(),
                                            device=dev) for k in (*_STREET_KEYS, *_STREET_RGB)}
 
+    def table(self) -> np.ndarray:
+        """Every column as one (kernels.STREET_ROWS, scenes) float32 array: the keys, then the colours' rows."""
+        return torch.cat([self.columns[k].reshape(-1, self.columns[k].shape[-1])
+                          for k in (*_STREET_KEYS, *_STREET_RGB)]).cpu().numpy()
+
     def at(self, sc: torch.Tensor) -> _StreetAt:
         return _StreetAt(self, sc)
 
@@ -406,6 +434,13 @@ def _ground(hits: _Hits, scenes, tex: TextureBank, sky_hor):
     dev = hits.dev
     X, Z = hits.p[0], hits.p[2]
     street = _Street(scenes, dev)
+    if kernels.enabled(dev):
+        col = torch.empty((3, len(X)))
+        cls = torch.empty(len(X), dtype=torch.long)
+        kernels.ground(X.numpy(), Z.numpy(), sc.numpy(), street.table(), sky_hor.numpy(), _object_shadows(scenes),
+                       N._TABLES["value"], N._TABLES["fbm3"], tex.on(dev).numpy(), len(tex), ROAD, PAVEMENT, TREE,
+                       col.numpy(), cls.numpy())
+        return col, cls
     st = street.at(sc)
     le, re, kerb = st["left_edge"], st["right_edge"], st["kerb"]
     pl, pr = st["pave_left"], st["pave_right"]

@@ -1,0 +1,277 @@
+"""Compiled CPU kernels (numba) for the renderer's hottest per-pixel passes.
+
+Each kernel is one loop over pixels that does what a chain of torch operations in `shading.py` does, with
+the same float32 operations in the same order, so it gives the same bytes (tests/test_synth.py renders
+scenes both ways and compares them). On the CPU the torch chain reads and writes every intermediate
+(masks, gathers, `nonzero`, `index_copy`) over the whole pixel set, once per operation; the kernel keeps
+a pixel's values in registers. The torch code stays the reference, and the path on any other device.
+
+Rules that keep the bytes: every constant is a float32 (`np.float32(0.45)`, as torch casts a Python
+scalar to the tensor's float32), no fused multiply-add (numba does not contract by default), and the
+operations associate as the torch expression does (`a * b * c` is `(a * b) * c`). Square roots stay
+torch's: this torch build's CPU `sqrt` is not the correctly rounded one (it differs from numpy's in about
+one float32 in five, the same way wherever the value sits in a tensor), so kernels take them precomputed
+or leave them to torch.
+
+`SIM2REAL_KERNELS=torch` switches the kernels off (the torch code runs everywhere), for A/B runs and tests.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+
+from sim2real.synth import primitives as P
+
+try:
+    import numba
+except ImportError:  # pragma: no cover - numba is a dependency; the torch path still renders without it
+    numba = None
+
+ENV = "SIM2REAL_KERNELS"
+f32 = np.float32
+
+# noise.py's table layout (asserted in tests): 512x512 tables, 8 texels per lattice unit
+_NSIZE, _NMASK, _NRES = 512, 511, f32(8.0)
+
+
+def enabled(device: torch.device) -> bool:
+    """Whether the compiled kernels render on `device` (CPU only, numba present, not switched off)."""
+    if numba is None or device.type != "cpu":
+        return False
+    mode = os.environ.get(ENV, "numba")
+    if mode not in ("numba", "torch"):
+        raise ValueError(f"{ENV}={mode!r}: expected 'numba' (compiled CPU kernels, the default) or 'torch'")
+    return mode == "numba"
+
+
+def _jit(fn):
+    if numba is None:  # pragma: no cover
+        return fn
+    return numba.njit(cache=True, nogil=True, boundscheck=False, error_model="numpy")(fn)
+
+
+# ---------------- noise.py, per value ----------------
+
+@_jit
+def _cell(ix, iy, seed):
+    """noise._window + the flat index: table position of lattice point (ix, iy) under `seed`."""
+    s = seed & 0x3FFFF
+    col = ((ix & _NMASK) + (s & _NMASK)) & _NMASK
+    row = ((iy & _NMASK) + ((s >> 9) & _NMASK)) & _NMASK
+    return row, col
+
+
+@_jit
+def _nearest(tab, x, y, seed):
+    """noise._smooth, nearest texel."""
+    row, col = _cell(np.int64(np.floor(x * _NRES)), np.int64(np.floor(y * _NRES)), seed)
+    return tab[row * _NSIZE + col]
+
+
+@_jit
+def _bilinear(tab, x, y, seed):
+    """noise._smooth, bilinear."""
+    fx = np.floor(x * _NRES)
+    fy = np.floor(y * _NRES)
+    row, col = _cell(np.int64(fx), np.int64(fy), seed)
+    tx = x * _NRES - fx
+    ty = y * _NRES - fy
+    col1 = (col + 1) & _NMASK
+    row0 = row * _NSIZE
+    row1 = ((row + 1) & _NMASK) * _NSIZE
+    a, b, c, d = tab[row0 + col], tab[row0 + col1], tab[row1 + col], tab[row1 + col1]
+    top = a + (b - a) * tx
+    bot = c + (d - c) * tx
+    return top + (bot - top) * ty
+
+
+# ---------------- the ground (shading._ground and what it calls) ----------------
+
+# rows of the street table `ground` reads: shading._STREET_KEYS, then the colours (3 rows each)
+(S_LE, S_RE, S_KERB, S_OFFSET, S_PL, S_PR, S_SEED, S_TS, S_VERGE, S_PHOTO, S_WEAR, S_PUDDLES, S_STYLE, S_PERIOD,
+ S_FRAC, S_EDGES, S_MARKINGS, S_TILE, S_ROAD, S_PAVE, S_KERBC, S_MARK) = (*range(18), 18, 21, 24, 27)
+STREET_ROWS = 30
+
+
+@_jit
+def _detail(tex, ntex, photo, x, z):
+    """shading._detail: photo texture detail (1 where the scene has none), texture 1 (TextureBank.lookup)."""
+    if not photo > f32(0.5):
+        return f32(1.0)
+    iu = np.int64(np.floor((x * f32(0.5)) * f32(256.0))) & 255
+    iv = np.int64(np.floor((z * f32(0.5)) * f32(256.0))) & 255
+    look = tex[(1 % ntex) * 65536 + iv * 256 + iu]
+    return f32(1.0) + (look - f32(1.0)) * f32(0.35)
+
+
+@_jit
+def ground(x_, z_, sc_, street, sky_hor, shadows, value, fbm3, tex, ntex, road_id, pave_id, tree_id, col, cls):
+    """shading._ground: base colour (3, M) into `col` and class into `cls` of ground points (x, z) of scenes `sc`.
+
+    street: (STREET_ROWS, scenes) float32; sky_hor: (3, scenes); shadows: (scenes, 5, K) (`_object_shadows`).
+    """
+    for i in range(x_.shape[0]):
+        X, Z, s = x_[i], z_[i], sc_[i]
+        le, re, kerb = street[S_LE, s], street[S_RE, s], street[S_KERB, s]
+        in_road = (X >= le) & (X <= re)
+        in_kerb = ((X < le) & (X >= le - kerb)) | ((X > re) & (X <= re + kerb))
+        beyond = (X < le - street[S_PL, s]) | (X > re + street[S_PR, s])
+        verge = beyond & (street[S_VERGE, s] > f32(0.5))
+        cls[i] = tree_id if verge else (road_id if in_road else pave_id)
+        seed = np.int64(street[S_SEED, s])
+        ts = street[S_TS, s]
+        r = g = b = f32(0.0)
+        if verge:  # _verge
+            k = f32(0.7) + f32(0.6) * _nearest(fbm3, X * f32(2.0), Z * f32(2.0), seed + 3)
+            r, g, b = f32(0.28) * k, f32(0.36) * k, f32(0.17) * k
+        elif in_road:  # _road
+            grain = _nearest(fbm3, X * f32(1.5), Z * f32(1.5), seed) - f32(0.5)
+            k = f32(1.0) + ts * grain * f32(0.5)
+            d = _detail(tex, ntex, street[S_PHOTO, s], X, Z)
+            r = street[S_ROAD, s] * k * d
+            g = street[S_ROAD + 1, s] * k * d
+            b = street[S_ROAD + 2, s] * k * d
+            wear = street[S_WEAR, s]
+            if _bilinear(value, X * f32(0.18), Z * f32(0.12), seed + 5) > f32(1.0) - wear * f32(0.45):
+                r, g, b = r * f32(0.82), g * f32(0.82), b * f32(0.82)
+            if abs(_nearest(value, X * f32(2.0), Z * f32(0.7), seed + 17) - f32(0.5)) < f32(0.012) * wear:
+                r, g, b = r * f32(0.6), g * f32(0.6), b * f32(0.6)
+            if street[S_PUDDLES, s] > f32(0.5) and \
+                    _bilinear(fbm3, X * f32(0.35), Z * f32(0.2), seed + 9) > f32(0.66):
+                r = r * f32(0.45) + sky_hor[0, s] * f32(0.45)
+                g = g * f32(0.45) + sky_hor[1, s] * f32(0.45)
+                b = b * f32(0.45) + sky_hor[2, s] * f32(0.45)
+            style = street[S_STYLE, s]
+            off = street[S_OFFSET, s]
+            period = street[S_PERIOD, s]
+            dashed = (Z / period - np.floor(Z / period)) < street[S_FRAC, s]
+            xo = X - off
+            centre = (abs(xo) < f32(0.07)) & ((style == 1) | dashed)
+            double = (style == 1) & ((abs(xo - f32(0.18)) < f32(0.06)) | (abs(xo + f32(0.18)) < f32(0.06)))
+            q = (re - le) / f32(4.0)
+            lanes = (style == 2) & dashed & ((abs(xo - q) < f32(0.06)) | (abs(xo + q) < f32(0.06)))
+            edges = (street[S_EDGES, s] > f32(0.5)) & ((abs(X - le - f32(0.3)) < f32(0.05)) |
+                                                      (abs(X - re + f32(0.3)) < f32(0.05)))
+            if (street[S_MARKINGS, s] > f32(0.5)) & (centre | double | lanes | edges):
+                fade = f32(0.9) - f32(0.5) * wear
+                r = r + (street[S_MARK, s] - r) * fade
+                g = g + (street[S_MARK + 1, s] - g) * fade
+                b = b + (street[S_MARK + 2, s] - b) * fade
+        elif in_kerb:  # _kerb
+            grain = _nearest(fbm3, X * f32(1.5), Z * f32(1.5), seed) - f32(0.5)
+            k = f32(1.0) + f32(0.1) * grain
+            r = street[S_KERBC, s] * f32(1.12) * k
+            g = street[S_KERBC + 1, s] * f32(1.12) * k
+            b = street[S_KERBC + 2, s] * f32(1.12) * k
+        else:  # _pave
+            tile = street[S_TILE, s]
+            grout = ((X / tile - np.floor(X / tile)) < f32(0.06)) | ((Z / tile - np.floor(Z / tile)) < f32(0.06))
+            grain = _nearest(fbm3, X * f32(1.5), Z * f32(1.5), seed) - f32(0.5)
+            k = f32(1.0) + ts * grain * f32(0.35)
+            d = _detail(tex, ntex, street[S_PHOTO, s], X, Z)
+            r = street[S_PAVE, s] * k * d
+            g = street[S_PAVE + 1, s] * k * d
+            b = street[S_PAVE + 2, s] * k * d
+            if grout:
+                r, g, b = r * f32(0.85), g * f32(0.85), b * f32(0.85)
+        # _ground_shadows: the darkest footprint over the point
+        dark = f32(1.0)
+        for j in range(shadows.shape[2]):
+            f4 = shadows[s, 4, j]
+            if f4 > 0 and X >= shadows[s, 0, j] and X <= shadows[s, 1, j] and Z >= shadows[s, 2, j] and \
+                    Z <= shadows[s, 3, j]:
+                dark = min(dark, f32(1.0) - f4)
+        col[0, i], col[1, i], col[2, i] = r * dark, g * dark, b * dark
+
+
+# ---------------- hits, normals and light (shading._hits, _normals, _light, _facade_shadow) ----------------
+
+_SCN, _KIND, _X0, _Y0, _Z0, _X1, _Y1, _Z1 = P.SCN, P.KIND, P.X0, P.Y0, P.Z0, P.X1, P.Y1, P.Z1
+_K_QUADX, _K_QUADZ, _K_BOX, _K_ELL, _K_CYL = P.K_QUADX, P.K_QUADZ, P.K_BOX, P.K_ELL, P.K_CYL
+
+
+@_jit
+def _sign(x):
+    """torch.sign (0 for 0)."""
+    return f32(1.0) if x > 0 else (f32(-1.0) if x < 0 else f32(0.0))
+
+
+@_jit
+def hits(elements, pix, el_pid, el_t, el_face, rays, ray_len, prm, oy, pid, sc, p, n, q, dist):
+    """shading._hits: for element `elements[i]` hit by pixel `pix[i]`, its primitive `pid`, scene `sc`, hit
+    point `p` (3, M), surface normal `n` (3, M) (`_normals`) and ray distance `dist`.
+
+    prm: the primitive table as parameter rows (NCOL, P); rays: (3, pixels) and `ray_len`, their lengths
+    (torch's sqrt); oy: camera height per scene. The normals of ellipsoids and cylinders are left
+    unnormalised, with their squared length in `q` (elsewhere -1): the caller divides by torch's sqrt.
+    """
+    for i in range(elements.shape[0]):
+        e, px = elements[i], pix[i]
+        k = el_pid[e]
+        tw = el_t[e]
+        d0, d1, d2 = rays[0, px], rays[1, px], rays[2, px]
+        s = np.int64(prm[_SCN, k])
+        pid[i], sc[i] = k, s
+        p0, p1, p2 = tw * d0, oy[s] + tw * d1, tw * d2
+        p[0, i], p[1, i], p[2, i] = p0, p1, p2
+        dist[i] = tw * ray_len[px]
+        kind = np.int64(prm[_KIND, k])
+        n0, n1, n2 = f32(0.0), f32(1.0), f32(0.0)  # the ground
+        q[i] = f32(-1.0)
+        if kind == _K_QUADX:
+            n0, n1 = -_sign(prm[_X0, k]), f32(0.0)
+        elif kind == _K_QUADZ:
+            n1, n2 = f32(0.0), f32(-1.0)
+        elif kind == _K_BOX:
+            ax = np.int64(el_face[e])
+            n1 = f32(0.0)
+            if ax == 0:
+                n0 = -_sign(d0)
+            elif ax == 1:
+                n1 = -_sign(d1)
+            else:
+                n2 = -_sign(d2)
+        elif kind == _K_ELL:
+            rx = (prm[_X1, k] - prm[_X0, k]) * f32(0.5)
+            ry = (prm[_Y1, k] - prm[_Y0, k]) * f32(0.5)
+            rz = (prm[_Z1, k] - prm[_Z0, k]) * f32(0.5)
+            n0 = (p0 - (prm[_X0, k] + prm[_X1, k]) * f32(0.5)) / max(rx * rx, f32(1e-6))
+            n1 = (p1 - (prm[_Y0, k] + prm[_Y1, k]) * f32(0.5)) / max(ry * ry, f32(1e-6))
+            n2 = (p2 - (prm[_Z0, k] + prm[_Z1, k]) * f32(0.5)) / max(rz * rz, f32(1e-6))
+            q[i] = n0 * n0 + n1 * n1 + n2 * n2
+        elif kind == _K_CYL:
+            n0 = p0 - (prm[_X0, k] + prm[_X1, k]) * f32(0.5)
+            n1 = f32(0.0)
+            n2 = p2 - (prm[_Z0, k] + prm[_Z1, k]) * f32(0.5)
+            q[i] = n0 * n0 + n2 * n2
+        n[0, i], n[1, i], n[2, i] = n0, n1, n2
+
+
+@_jit
+def light(base, n, p, sc, dist, sun, light_tab, sky_par, sky_hor, profiles, rows_x, z0, dz, out):
+    """shading._light: lit, hazed linear colour (3, M) into `out` of surface colours `base` at hit points `p`
+    with normals `n` of scenes `sc`; `profiles`/`rows_x`: `_facade_profiles` (z0, dz: its grid)."""
+    length = profiles.shape[0] // max(rows_x.shape[0], 1)
+    for i in range(base.shape[1]):
+        s = sc[i]
+        l0, l1, l2 = sun[0, s], sun[1, s], sun[2, s]
+        n0, n1, n2 = n[0, i], n[1, i], n[2, i]
+        ndl = max(n0 * l0 + n1 * l1 + n2 * l2, f32(0.0))
+        shadowed = f32(0.0)
+        if light_tab[3, s] > f32(0.5):  # _facade_shadow
+            lx = f32(1e-4) if abs(l0) < f32(1e-4) else l0
+            k = (rows_x[s] - p[0, i]) / lx
+            y = p[1, i] + k * l1
+            z = p[2, i] + k * l2
+            zi = min(max(np.int64(np.floor((z - z0) / dz)), 0), length - 1)
+            if k > f32(0.05) and y < profiles[s * length + zi]:
+                shadowed = f32(1.0)
+        lit = light_tab[0, s] * (f32(1.0) - f32(0.15) * shadowed) + light_tab[1, s] * ndl * (f32(1.0) - shadowed)
+        lit = lit + f32(0.08) * max(n1, f32(0.0))
+        f = sky_par[3, s] * dist[i] / (dist[i] + f32(150.0))
+        for c in range(3):
+            col = base[c, i] * lit
+            out[c, i] = col + (sky_hor[c, s] - col) * f
