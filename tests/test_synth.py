@@ -15,6 +15,7 @@ from sim2real.taxonomy import CAMVID_TRAIN_FREQ, CLASSES, NUM_CLASSES, VOID
 
 REPO = Path(__file__).resolve().parents[1]
 H, W = 32, 48
+KERNELS = ("ground", "hits", "light", "facade")  # synth/kernels.py's, each checked against the torch code
 
 
 @pytest.fixture(scope="module")
@@ -506,14 +507,14 @@ def test_compiled_kernels_shade_the_same_float_bits_as_the_torch_code(monkeypatc
         assert 0 < sum(st[key] > 0.5 for st in street) < len(scenes), key
     linear, calls = {}, []
     monkeypatch.setattr(render, "apply_camera", lambda color, scenes: color.numpy().copy())
-    for name in ("ground", "hits", "light"):
+    for name in KERNELS:
         fn = getattr(kernels, name)
         monkeypatch.setattr(kernels, name, lambda *a, fn=fn, name=name: (calls.append(name), fn(*a))[1])
     for mode in ("torch", "numba"):
         monkeypatch.setenv(kernels.ENV, mode)
         calls.clear()
         linear[mode] = render.render_scenes(scenes, 48, 64)
-        assert bool(calls) == (mode == "numba") and (mode == "torch" or set(calls) == {"ground", "hits", "light"})
+        assert bool(calls) == (mode == "numba") and (mode == "torch" or set(calls) == set(KERNELS))
     (a, a_cls), (b, b_cls) = linear["torch"], linear["numba"]
     assert a.dtype == np.float32 and a.tobytes() == b.tobytes() and np.array_equal(a_cls, b_cls)
     monkeypatch.setenv(kernels.ENV, "fast")

@@ -275,3 +275,81 @@ def light(base, n, p, sc, dist, sun, light_tab, sky_par, sky_hor, profiles, rows
         for c in range(3):
             col = base[c, i] * lit
             out[c, i] = col + (sky_hor[c, s] - col) * f
+
+
+# ---------------- materials ----------------
+
+_SEED, _A0, _KR, _KR2, _Y1c = P.SEED, P.A0, P.R, P.R2, P.Y1
+
+
+@_jit
+def _white(white, ix, iy, seed):
+    """noise.hash2."""
+    row, col = _cell(ix, iy, seed)
+    return white[row * _NSIZE + col]
+
+
+@_jit
+def facade(idx, p_, pid_, sc_, prm, sky_hor, white, fbm3, tex, ntex, base):
+    """shading._facade: wall colour of the hits `idx` (positions in p_, pid_, sc_) into base[:, idx]."""
+    for j in range(idx.shape[0]):
+        i = idx[j]
+        k, s = pid_[i], sc_[i]
+        seed = np.int64(prm[_SEED, k])
+        floor_h, spacing = prm[_A0, k], prm[_A0 + 1, k]
+        win_w, win_h, shop = prm[_A0 + 2, k], prm[_A0 + 3, k], prm[_A0 + 4, k] > f32(0.5)
+        ts, photo = prm[_A0 + 5, k], prm[_A0 + 6, k] > f32(0.5)
+        top = prm[_Y1c, k]
+        along = p_[2, i] if np.int64(prm[_KIND, k]) == _K_QUADX else p_[0, i]
+        y = p_[1, i]
+        fl = np.floor(y / floor_h)
+        fy = y / floor_h - fl
+        col_i = np.floor(along / spacing)
+        fc = along / spacing - col_i
+        is_win = (abs(fc - f32(0.5)) < win_w * f32(0.5)) & (abs(fy - f32(0.5)) < win_h * f32(0.5)) & \
+            (fl >= 1) & (y < top - f32(0.5))
+        two = spacing * f32(2.0)
+        big = shop & (fl == 0) & (fy > f32(0.12)) & (fy < f32(0.8)) & \
+            ((along / two - np.floor(along / two)) > f32(0.06))
+        grain = _nearest(fbm3, along * f32(0.9), y * f32(0.9), seed) - f32(0.5)
+        detail = f32(1.0)
+        if photo:
+            iu = np.int64(np.floor((along * f32(0.25)) * f32(256.0))) & 255
+            iv = np.int64(np.floor((y * f32(0.25)) * f32(256.0))) & 255
+            detail = f32(1.0) + (tex[(0 % ntex) * 65536 + iv * 256 + iu] - f32(1.0)) * f32(0.6)
+        kw = f32(1.0) + ts * grain * f32(0.45)
+        m = (f32(0.9) if fy < f32(0.035) else f32(1.0))
+        m2 = (f32(1.12) if y > top - f32(0.35) else f32(1.0))
+        m3 = (f32(0.85) if y < f32(0.4) else f32(1.0))
+        wv = _white(white, np.int64(col_i), np.int64(fl), seed)
+        kg = f32(0.6) + f32(0.8) * wv
+        edge = ((abs(fc - f32(0.5)) > win_w * f32(0.5) - f32(0.04) / spacing) |
+                (abs(fy - f32(0.5)) > win_h * f32(0.5) - f32(0.05))) & is_win
+        recess = (fy > f32(0.5) + win_h * f32(0.5) - f32(0.12)) & ~edge
+        ps = np.int64(prm[_SEED, k])
+        bar_frame = _white(white, ps, ps, 17) > f32(0.5)
+        glazing_bar = is_win & (abs(fc - f32(0.5)) < f32(0.025) / spacing) & (wv > f32(0.25))
+        pitch = f32(0.8) + f32(0.7) * _white(white, ps, ps, 19)
+        fm = along / pitch - np.floor(along / pitch)
+        mullion = big & ((fm < f32(0.07) / pitch) | (abs(fy - f32(0.62)) < f32(0.018)))
+        pipe_dark = _white(white, ps, ps, 23) > f32(0.4)
+        pipe = (fc < f32(0.1) / spacing) & (_white(white, np.int64(col_i), 29, seed) < f32(0.22)) & \
+            (y < top - f32(0.3))
+        rnd = f32(1.25) - f32(0.5) * abs(fc * spacing / f32(0.05) - f32(1.0))
+        for c in range(3):
+            wall = prm[_KR + c, k] * kw * detail * m * m2 * m3
+            if pipe:
+                v = f32(0.09) if pipe_dark else wall * f32(0.7)
+                v = v * rnd
+            elif is_win | big:
+                if glazing_bar | mullion:
+                    v = f32(0.8) if bar_frame else wall * f32(0.35)
+                else:
+                    v = prm[_KR2 + c, k] * kg + sky_hor[c, s] * f32(0.15) * fy
+                    if edge & (wv > f32(0.3)):
+                        v = f32(0.8)
+                    if recess:
+                        v = v * f32(0.6)
+            else:
+                v = wall
+            base[c, i] = v

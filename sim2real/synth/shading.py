@@ -213,9 +213,12 @@ def shade(scenes: list[dict[str, Any]], cast: RayCast, textures: TextureBank) ->
     mat = hits.c(P.MAT).long()
     base = torch.zeros((3, len(pix)), device=dev)
     pcls = hits.c(P.CLS).long()
+    compiled = kernels.enabled(dev)
     for m, fn in _MATERIALS.items():
         idx = torch.nonzero(mat == m).squeeze(1)
-        if len(idx):
+        if len(idx) and compiled and m in _COMPILED:  # writes base[:, idx] in place
+            _COMPILED[m](hits, idx, textures, env.sky_hor, base)
+        elif len(idx):
             out = fn(hits.subset(idx), scenes, textures, env.sky_hor)
             if isinstance(out, tuple):
                 base.index_copy_(-1, idx, out[0])
@@ -729,3 +732,13 @@ def _lamp(hits: _Hits, scenes, tex, sky_hor):
 
 _MATERIALS = {P.M_GROUND: _ground, P.M_PAINT: _paint, P.M_FACADE: _facade, P.M_FOLIAGE: _foliage,
               P.M_GLASS: _glass, P.M_SIGN: _sign, P.M_CARBODY: _carbody, P.M_LAMP: _lamp}
+
+
+def _facade_compiled(hits: _Hits, idx: torch.Tensor, tex: TextureBank, sky_hor: torch.Tensor, base: torch.Tensor):
+    kernels.facade(idx.numpy(), hits.p.numpy(), hits.pid.numpy(), hits.sc.numpy(), hits.param_columns.numpy(),
+                   sky_hor.numpy(), N._TABLES["white"], N._TABLES["fbm3"], tex.on(base.device).numpy(), len(tex),
+                   base.numpy())
+
+
+# materials with a compiled CPU kernel (`kernels`): they read the hits in place and write base[:, idx]
+_COMPILED = {P.M_FACADE: _facade_compiled}
