@@ -15,7 +15,7 @@ from sim2real.taxonomy import CAMVID_TRAIN_FREQ, CLASSES, NUM_CLASSES, VOID
 
 REPO = Path(__file__).resolve().parents[1]
 H, W = 32, 48
-KERNELS = ("ground", "hits", "light", "facade")  # synth/kernels.py's, each checked against the torch code
+KERNELS = ("ground", "hits", "light", "facade", "elements", "nearest")  # synth/kernels.py's, each checked against the torch code
 
 
 @pytest.fixture(scope="module")
@@ -520,3 +520,37 @@ def test_compiled_kernels_shade_the_same_float_bits_as_the_torch_code(monkeypatc
     monkeypatch.setenv(kernels.ENV, "fast")
     with pytest.raises(ValueError, match="SIM2REAL_KERNELS='fast'"):
         render.render_scenes(scenes[:1], 8, 8)
+
+
+def test_compiled_camera_records_the_same_bytes_as_the_torch_code(monkeypatch):
+    """`kernels.camera` (exposure, white balance, saturation, vignette, roll-off, blur, noise, rounding) gives
+    the torch chain's bytes before the JPEG step and after it, sharp and blurred, with and without the
+    sensor footprint, at odd sizes."""
+    import torch
+
+    from sim2real.synth import camera, kernels
+    from sim2real.synth.generate import sample_params
+
+    scenes = sample_params(SyntheticConfig(), 10, seed=3)
+    for s in scenes[::2]:
+        s["sensor"]["footprint"] = 0.57
+    h, w = 27, 41
+    soft = [camera.gaussian_weights(camera.footprint(s["sensor"], h)[0])[3] < 1.0 for s in scenes]
+    assert any(soft) and not all(soft)
+    linear = torch.rand((len(scenes), 3, h, w), generator=torch.Generator().manual_seed(0)) * 1.4
+    calls = []
+    real_camera = kernels.camera
+    monkeypatch.setattr(kernels, "camera", lambda *a: (calls.append(1), real_camera(*a))[1])
+    for jpeg in (False, True):
+        if not jpeg:
+            monkeypatch.setattr(camera, "jpeg_roundtrip", lambda img, quality: img)
+        else:
+            monkeypatch.undo()
+            monkeypatch.setattr(kernels, "camera", lambda *a: (calls.append(1), real_camera(*a))[1])
+        out = {}
+        for mode in ("torch", "numba"):
+            monkeypatch.setenv(kernels.ENV, mode)
+            out[mode] = camera.apply_camera(linear, scenes)
+        assert out["torch"].dtype == np.uint8 and out["torch"].shape == (len(scenes), h, w, 3)
+        assert np.array_equal(out["torch"], out["numba"]), f"jpeg={jpeg}"
+    assert len(calls) == 2

@@ -2,7 +2,8 @@
 
 The last step of rendering: `apply_camera` turns the linear scene colours that shading returns into
 the uint8 images the scene's sensor records. The image filters it uses (Gaussian taps, separable
-blur, JPEG round trip) live here too; this module imports nothing else of the generator but noise.
+blur, JPEG round trip) live here too; this module imports nothing else of the generator but noise and
+its compiled CPU kernels (`kernels.camera`, the same bytes as the torch chain here).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sim2real.synth import kernels
+from sim2real.synth import noise as N
 from sim2real.synth.noise import white_window
 
 SENSOR_ROWS = 360  # the rows the sensor parameters are given at: CamVid's 360x480 frames
@@ -87,6 +90,18 @@ def apply_camera(img: torch.Tensor, scenes: list[dict[str, Any]]) -> np.ndarray:
     def col(fn) -> torch.Tensor:
         return torch.as_tensor(np.array([fn(s) for s in sen], np.float64).astype(np.float32), device=dev)
 
+    if kernels.enabled(dev):
+        taps = np.stack([gaussian_weights(footprint(s, h)[0]) for s in sen]).astype(np.float32)
+        out = np.empty((n, h, w, 3), np.uint8)
+        noise_amp = col(lambda s: s["noise"] * footprint(s, h)[1]) * 2.449
+        kernels.camera(img.contiguous().numpy(), col(lambda s: [s["exposure"] * g for g in s["wb"]]).numpy(),
+                       col(lambda s: s["saturation"]).numpy(), col(lambda s: s["vignette"]).numpy(), taps,
+                       taps[:, taps.shape[1] // 2] < 1.0, noise_amp.numpy(),
+                       np.array([int(s["seed"]) for s in sen], np.int64), N._TABLES["white"],
+                       np.empty((3, h, w), np.float32), np.empty((3, h, w), np.float32), out)
+        for i, s in enumerate(sen):
+            out[i] = jpeg_roundtrip(out[i], int(s["jpeg"]))
+        return out
     gain = col(lambda s: [s["exposure"] * g for g in s["wb"]]).view(n, 3, 1, 1)
     x = img * gain
     sat = col(lambda s: s["saturation"]).view(n, 1, 1, 1)

@@ -353,3 +353,85 @@ def facade(idx, p_, pid_, sc_, prm, sky_hor, white, fbm3, tex, ntex, base):
             else:
                 v = wall
             base[c, i] = v
+
+
+# ---------------- ray casting (render._Elements, render._nearest) ----------------
+
+@_jit
+def elements(boxes, scn, h, w, pid, g, el_scn):
+    """render._Elements: one element per (primitive, pixel of its box (u0, v0, bw, bh)), boxes in order,
+    pixels row by row; its primitive, pixel number (scene * h * w + row * w + column) and scene."""
+    e = 0
+    for b in range(boxes.shape[0]):
+        u0, v0, bw, bh = boxes[b, 0], boxes[b, 1], boxes[b, 2], boxes[b, 3]
+        first = scn[b] * (h * w) + v0 * w + u0
+        for v in range(bh):
+            for u in range(bw):
+                pid[e], g[e], el_scn[e] = b, first + v * w + u, scn[b]
+                e += 1
+
+
+@_jit
+def nearest(t, g, best, win):
+    """render._nearest: per pixel the smallest t (`scatter_reduce` amin: a NaN wins) and the last element
+    whose finite t equals it (-1: none). best: +inf, win: -1 on entry."""
+    for e in range(t.shape[0]):
+        te, px = t[e], g[e]
+        if te != te or te < best[px]:
+            best[px] = te
+    for e in range(t.shape[0]):
+        te = t[e]
+        if te == best[g[e]] and np.isfinite(te):
+            win[g[e]] = e
+
+
+# ---------------- the camera (camera.apply_camera up to the JPEG) ----------------
+
+_THIRD = f32(1.0 / 3.0)
+
+@_jit
+def camera(img, gain, sat, vig, taps, soft, noise_amp, seeds, white, x, tmp, out):
+    """camera.apply_camera before the JPEG step: linear colours img (N, 3, H, W) -> uint8 out (N, H, W, 3).
+
+    gain (N, 3), sat, vig, noise_amp (std * 2.449), seeds: per image; taps (N, K): the blur, applied
+    where `soft`; x, tmp: (3, H, W) float32 work buffers.
+    """
+    n, _, h, w = img.shape
+    hw_, hh_ = f32(w / 2), f32(h / 2)
+    r = taps.shape[1] // 2
+    for i in range(n):
+        for yy in range(h):
+            rv = (f32(yy) + f32(0.5) - hh_) / hh_
+            for u in range(w):
+                ru = (f32(u) + f32(0.5) - hw_) / hw_
+                v = f32(1.0) - vig[i] * ((ru * ru + rv * rv) * f32(0.5))
+                a0, a1, a2 = img[i, 0, yy, u] * gain[i, 0], img[i, 1, yy, u] * gain[i, 1], img[i, 2, yy, u] * gain[i, 2]
+                grey = (a0 + a1 + a2) * _THIRD
+                aa = (a0, a1, a2)
+                for c in range(3):
+                    xv = max((grey + (aa[c] - grey) * sat[i]) * v, f32(0.0))
+                    over = xv - f32(0.8)
+                    if over > f32(0.0):
+                        xv = f32(0.8) + over / (f32(1.0) + over * f32(2.5))
+                    x[c, yy, u] = xv
+        if soft[i]:  # camera.blur: replicate padding, taps summed in order
+            for c in range(3):
+                for yy in range(h):
+                    for u in range(w):
+                        acc = f32(0.0)
+                        for k in range(taps.shape[1]):
+                            acc += taps[i, k] * x[c, yy, min(max(u + k - r, 0), w - 1)]
+                        tmp[c, yy, u] = acc
+                for yy in range(h):
+                    for u in range(w):
+                        acc = f32(0.0)
+                        for k in range(taps.shape[1]):
+                            acc += taps[i, k] * tmp[c, min(max(yy + k - r, 0), h - 1), u]
+                        x[c, yy, u] = acc
+        s1, s2 = seeds[i], seeds[i] + 100003
+        for yy in range(h):
+            for c in range(3):
+                for u in range(w):
+                    nz = _white(white, u, yy * 3 + c, s1) + _white(white, u, yy * 3 + c, s2) - f32(1.0)
+                    xv = min(max(x[c, yy, u] + nz * noise_amp[i], f32(0.0)), f32(1.0))
+                    out[i, yy, u, c] = np.uint8(np.floor(xv * f32(255.0) + f32(0.5)))

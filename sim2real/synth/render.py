@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from sim2real.synth import kernels
 from sim2real.synth import primitives as P
 from sim2real.synth.camera import apply_camera
 from sim2real.synth.noise import fbm, hash2
@@ -155,8 +156,13 @@ class _Elements:
         area = boxes[:, 2] * boxes[:, 3]
         self.area = area
         dev = device
-        area_t = torch.as_tensor(area, device=dev)
         e = int(area.sum())
+        if kernels.enabled(dev):
+            self.pid, self.g, self.scn = (torch.empty(e, dtype=torch.long) for _ in range(3))
+            kernels.elements(boxes.astype(np.int64), prm[:, P.SCN].to(torch.int64).numpy(), h, w,
+                             self.pid.numpy(), self.g.numpy(), self.scn.numpy())
+            return
+        area_t = torch.as_tensor(area, device=dev)
         self.pid = torch.repeat_interleave(torch.arange(len(boxes), device=dev), area_t)
         # per box: its first element's rank and its first pixel's number (scene * H * W + v0 * W + u0)
         offs = (torch.cumsum(area_t, 0) - area_t).to(torch.float64)
@@ -315,6 +321,10 @@ def _nearest(t: torch.Tensor, g: torch.Tensor, npx: int) -> tuple[torch.Tensor, 
 
     `scatter_reduce` min and max are order-independent, hence exact and deterministic.
     """
+    if kernels.enabled(t.device):
+        best, win = torch.full((npx,), INF), torch.full((npx,), -1, dtype=torch.long)
+        kernels.nearest(t.numpy(), g.numpy(), best.numpy(), win.numpy())
+        return best, win
     best = torch.full((npx,), INF, device=t.device).scatter_reduce(0, g, t, "amin")
     win = torch.isfinite(t) & (t == best.index_select(0, g))
     idx = torch.arange(len(t), device=t.device).masked_fill(~win, -1)
