@@ -15,7 +15,7 @@ from sim2real.taxonomy import CAMVID_TRAIN_FREQ, CLASSES, NUM_CLASSES, VOID
 
 REPO = Path(__file__).resolve().parents[1]
 H, W = 32, 48
-KERNELS = ("ground", "hits", "light", "facade", "elements", "nearest")  # synth/kernels.py's, each checked against the torch code
+KERNELS = ("ground", "hits", "light", "facade", "elements", "nearest", "intersect", "finish")  # synth/kernels.py's, each checked against the torch code
 
 
 @pytest.fixture(scope="module")
@@ -486,12 +486,15 @@ def test_sensor_footprint_softens_like_a_real_frame_loaded_small_and_keeps_label
         config_from_dict({"synthetic": {"sensor_footprint": -0.1}})
 
 
-def test_compiled_kernels_shade_the_same_float_bits_as_the_torch_code(monkeypatch):
-    """`synth/kernels.py` (numba, the CPU default) replaces torch chains in the shading; the linear colours
+def test_compiled_kernels_cast_and_shade_the_same_float_bits_as_the_torch_code(monkeypatch):
+    """`synth/kernels.py` (numba, the CPU default) replaces torch chains in ray casting and shading; the linear colours
     before the camera, not only the 8-bit images, must be the same bits, over scenes with every ground
     feature (puddles, photo detail, markings, verges, shadows), every primitive kind and see-through layers."""
+    import torch
+
     from sim2real.synth import kernels, render
     from sim2real.synth import noise as N
+    from sim2real.synth import primitives as P
     from sim2real.synth.generate import sample_params
     from sim2real.synth.shading import _STREET_KEYS, _STREET_RGB
 
@@ -502,6 +505,10 @@ def test_compiled_kernels_shade_the_same_float_bits_as_the_torch_code(monkeypatc
     assert (kernels._NSIZE, kernels._NRES) == (N._SIZE, N._RES)
 
     scenes = sample_params(SyntheticConfig(), 24, seed=11)
+    table = np.concatenate([P.build_primitives(s, i) for i, s in enumerate(scenes)])
+    assert set(table[:, P.KIND].astype(int)) == {P.K_GROUND, P.K_QUADX, P.K_QUADZ, P.K_BOX, P.K_ELL, P.K_CYL}
+    assert set(table[:, P.ALPHA].astype(int)) == set(range(P.AL_RAILING + 1))  # every cut-out test
+    assert set(table[:, P.MAT].astype(int)) == set(range(P.M_LAMP + 1))  # every material
     street = [s["street"] for s in scenes]
     for key in ("puddles", "photo", "verge", "markings", "edge_lines"):
         assert 0 < sum(st[key] > 0.5 for st in street) < len(scenes), key
@@ -517,6 +524,14 @@ def test_compiled_kernels_shade_the_same_float_bits_as_the_torch_code(monkeypatc
         assert bool(calls) == (mode == "numba") and (mode == "torch" or set(calls) == set(KERNELS))
     (a, a_cls), (b, b_cls) = linear["torch"], linear["numba"]
     assert a.dtype == np.float32 and a.tobytes() == b.tobytes() and np.array_equal(a_cls, b_cls)
+    # ray casting alone at a larger size (thin cut-outs: spokes, bars), every field of the cast
+    casts = {}
+    for mode in ("torch", "numba"):
+        monkeypatch.setenv(kernels.ENV, mode)
+        casts[mode] = render.cast_rays(scenes[:8], 120, 160, torch.device("cpu"))
+    for field in ("pid", "t", "face", "winner", "veil", "rays", "oy"):
+        x, y = getattr(casts["torch"], field), getattr(casts["numba"], field)
+        assert x.dtype == y.dtype and x.numpy().tobytes() == y.numpy().tobytes(), field
     monkeypatch.setenv(kernels.ENV, "fast")
     with pytest.raises(ValueError, match="SIM2REAL_KERNELS='fast'"):
         render.render_scenes(scenes[:1], 8, 8)

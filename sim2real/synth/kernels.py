@@ -435,3 +435,159 @@ def camera(img, gain, sat, vig, taps, soft, noise_amp, seeds, white, x, tmp, out
                     nz = _white(white, u, yy * 3 + c, s1) + _white(white, u, yy * 3 + c, s2) - f32(1.0)
                     xv = min(max(x[c, yy, u] + nz * noise_amp[i], f32(0.0)), f32(1.0))
                     out[i, yy, u, c] = np.uint8(np.floor(xv * f32(255.0) + f32(0.5)))
+
+
+# ---------------- ray casting: intersections and cut-outs (render._intersect, render._alpha) ----------------
+
+_K_GROUND = P.K_GROUND
+_ALPHA, _AL0, _AL1 = P.ALPHA, P.AL0, P.AL1
+_AL_SILHOUETTE, _AL_FOLIAGE, _AL_BARS, _AL_SIGN, _AL_RING, _AL_SKYLINE = (
+    P.AL_SILHOUETTE, P.AL_FOLIAGE, P.AL_BARS, P.AL_SIGN, P.AL_RING, P.AL_SKYLINE)
+_INF = np.float32(np.inf)
+_TINY = f32(1e-9)
+
+
+@_jit
+def _safe(x):
+    """render._safe."""
+    return _TINY if abs(x) < _TINY else x
+
+
+@_jit
+def _curved(kind, prm, k, d0, d1, d2, oy):
+    """(qa, qb, qc) of an ellipsoid's or a vertical cylinder's quadratic (render._intersect)."""
+    if kind == _K_ELL:
+        c0 = (prm[_X0, k] + prm[_X1, k]) * f32(0.5)
+        c1 = (prm[_Y0, k] + prm[_Y1, k]) * f32(0.5)
+        c2 = (prm[_Z0, k] + prm[_Z1, k]) * f32(0.5)
+        r0 = max((prm[_X1, k] - prm[_X0, k]) * f32(0.5), f32(1e-3))
+        r1 = max((prm[_Y1, k] - prm[_Y0, k]) * f32(0.5), f32(1e-3))
+        r2 = max((prm[_Z1, k] - prm[_Z0, k]) * f32(0.5), f32(1e-3))
+        o0, o1, o2 = (f32(0.0) - c0) / r0, (oy - c1) / r1, (f32(0.0) - c2) / r2
+        e0, e1, e2 = d0 / r0, d1 / r1, d2 / r2
+        qa = e0 * e0 + e1 * e1 + e2 * e2
+        qb = o0 * e0 + o1 * e1 + o2 * e2
+        qc = o0 * o0 + o1 * o1 + o2 * o2 - f32(1.0)
+        return qa, qb, qc
+    cx = (prm[_X0, k] + prm[_X1, k]) * f32(0.5)
+    cz = (prm[_Z0, k] + prm[_Z1, k]) * f32(0.5)
+    r = (prm[_X1, k] - prm[_X0, k]) * f32(0.5)
+    return d0 * d0 + d2 * d2, -cx * d0 - cz * d2, cx * cx + cz * cz - r * r
+
+
+@_jit
+def intersect(pid, g, scn, rays, oy_scene, prm, t, face, disc):
+    """render._intersect, first pass: t and the box face of every element; for ellipsoids and cylinders only
+    their discriminant into `disc` (the caller takes torch's sqrt and calls `finish`)."""
+    for e in range(pid.shape[0]):
+        k, px = pid[e], g[e]
+        d0, d1, d2 = rays[0, px], rays[1, px], rays[2, px]
+        oy = oy_scene[scn[e]]
+        kind = np.int64(prm[_KIND, k])
+        tt = _INF
+        face[e] = 0
+        if kind == _K_GROUND:
+            if d1 < 0:
+                tt = -oy / min(d1, -_TINY)
+        elif kind == _K_QUADX or kind == _K_QUADZ:
+            if kind == _K_QUADX:
+                tt = prm[_X0, k] / _safe(d0)
+                along, lo, hi = tt * d2, prm[_Z0, k], prm[_Z1, k]
+            else:
+                tt = prm[_Z0, k] / _safe(d2)
+                along, lo, hi = tt * d0, prm[_X0, k], prm[_X1, k]
+            y = oy + tt * d1
+            if not ((tt > 0) & (along >= lo) & (along <= hi) & (y >= prm[_Y0, k]) & (y <= prm[_Y1, k])):
+                tt = _INF
+        elif kind == _K_BOX:
+            inv = f32(1.0) / _safe(d0)
+            a1, a2 = (prm[_X0, k] - f32(0.0)) * inv, (prm[_X1, k] - f32(0.0)) * inv
+            mn0, mx0 = min(a1, a2), max(a1, a2)
+            inv = f32(1.0) / _safe(d1)
+            a1, a2 = (prm[_Y0, k] - oy) * inv, (prm[_Y1, k] - oy) * inv
+            mn1, mx1 = min(a1, a2), max(a1, a2)
+            inv = f32(1.0) / _safe(d2)
+            a1, a2 = (prm[_Z0, k] - f32(0.0)) * inv, (prm[_Z1, k] - f32(0.0)) * inv
+            mn2, mx2 = min(a1, a2), max(a1, a2)
+            tmin = max(max(mn0, mn1), mn2)
+            tmax = min(min(mx0, mx1), mx2)
+            if (tmax >= tmin) & (tmin > f32(1e-4)):
+                tt = tmin
+            face[e] = 2 if tmin == mn2 else (1 if tmin == mn1 else 0)
+        else:
+            qa, qb, qc = _curved(kind, prm, k, d0, d1, d2, oy)
+            disc[e] = qb * qb - qa * qc
+        t[e] = tt
+
+
+@_jit
+def finish(pid, g, scn, rays, oy_scene, prm, root, lo, hi, fbm4, fbm3, white, t):
+    """render._intersect for elements lo..hi (ellipsoids, cylinders; `root` = torch's sqrt(max(disc, 0))),
+    then render._alpha for every hit: t becomes inf where a cut-out test says see-through."""
+    for e in range(pid.shape[0]):
+        k, px = pid[e], g[e]
+        d0, d1, d2 = rays[0, px], rays[1, px], rays[2, px]
+        oy = oy_scene[scn[e]]
+        if e >= lo and e < hi:
+            kind = np.int64(prm[_KIND, k])
+            qa, qb, qc = _curved(kind, prm, k, d0, d1, d2, oy)
+            disc = qb * qb - qa * qc
+            tt = _INF
+            if kind == _K_ELL:
+                v = (-qb - root[e]) / qa
+                if (disc >= 0) & (v > 0):
+                    tt = v
+            else:
+                v = (-qb - root[e]) / max(qa, f32(1e-12))
+                y = oy + v * d1
+                if (disc >= 0) & (v > 0) & (y >= prm[_Y0, k]) & (y <= prm[_Y1, k]):
+                    tt = v
+            t[e] = tt
+        tt = t[e]
+        if not np.isfinite(tt):
+            continue
+        al = np.int64(np.int8(prm[_ALPHA, k]))
+        if al != _AL_SILHOUETTE and al != _AL_FOLIAGE and al != _AL_BARS and al != _AL_SIGN and al != _AL_RING \
+                and al != _AL_SKYLINE:
+            continue
+        p0, p1, p2 = tt * d0, oy + tt * d1, tt * d2
+        seed = np.int64(prm[_SEED, k])
+        along = p2 if np.int64(prm[_KIND, k]) == _K_QUADX else p0
+        x0, y0, z0, x1, y1, z1 = prm[_X0, k], prm[_Y0, k], prm[_Z0, k], prm[_X1, k], prm[_Y1, k], prm[_Z1, k]
+        a0, a1 = prm[_AL0, k], prm[_AL1, k]
+        if al == _AL_SILHOUETTE:
+            ok = p1 <= y1 - a0 * _bilinear(fbm4, along * a1, f32(0.0), seed)
+        elif al == _AL_SKYLINE:
+            b = np.int64(np.floor(along / a0))
+            fr = a1 + (f32(1.0) - a1) * _white(white, b, 0, seed)
+            ok = p1 <= y0 + (y1 - y0) * fr
+        elif al == _AL_FOLIAGE:
+            cx, cy, cz = (x0 + x1) * f32(0.5), (y0 + y1) * f32(0.5), (z0 + z1) * f32(0.5)
+            rx, ry = (x1 - x0) * f32(0.5), (y1 - y0) * f32(0.5)
+            sc = f32(2.5) * a1
+            n = _nearest(fbm3, (p0 - cx + p2 - cz) * sc, (p1 - cy) * sc, seed)
+            ex = (p0 - cx) / rx
+            ey = (p1 - cy) / ry
+            rim = min(max(ex * ex + ey * ey, f32(0.0)), f32(1.0))
+            ok = n > a0 * (f32(0.35) + f32(0.9) * rim)
+        elif al == _AL_BARS:
+            ly, height = p1 - y0, y1 - y0
+            ok = (ly > height - f32(0.07)) | (abs(ly - f32(0.15)) < f32(0.035)) | \
+                ((along / a0 - np.floor(along / a0)) < a1)
+        elif al == _AL_SIGN:
+            lx = (p0 - (x0 + x1) * f32(0.5)) / ((x1 - x0) * f32(0.5))
+            ly = (p1 - (y0 + y1) * f32(0.5)) / ((y1 - y0) * f32(0.5))
+            if a0 == 1:
+                ok = lx * lx + ly * ly <= f32(1.0)
+            elif a0 == 2:
+                ok = abs(lx) <= (f32(1.0) - ly) * f32(0.5)
+            else:
+                ok = True
+        else:  # _AL_RING
+            ry = (y1 - y0) * f32(0.5)
+            ly = p1 - (y0 + y1) * f32(0.5)
+            lz = p2 - (z0 + z1) * f32(0.5)
+            rr = (ly * ly + lz * lz) / (ry * ry)
+            ok = (rr >= a0 * a0) | (abs(ly) < f32(0.02)) | (abs(lz) < f32(0.02))
+        if not ok:
+            t[e] = _INF

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from sim2real.synth import kernels
+from sim2real.synth import noise as N
 from sim2real.synth import primitives as P
 from sim2real.synth.camera import apply_camera
 from sim2real.synth.noise import fbm, hash2
@@ -316,6 +317,23 @@ def _alpha(param_columns: torch.Tensor, pid: torch.Tensor, t: torch.Tensor, d: t
     return solid
 
 
+def _cast_compiled(param_columns: torch.Tensor, elements: _Elements, ranges: dict[int, slice], rays: torch.Tensor,
+                   oy_scene: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`_intersect`, `_alpha` and the masking as compiled kernels (`kernels.intersect`, `kernels.finish`): the
+    same t and faces. Ellipsoids and cylinders take torch's square root of their discriminant in between."""
+    e = len(elements.pid)
+    t, face, disc = torch.empty(e), torch.empty(e, dtype=torch.int8), torch.empty(e)
+    args = (elements.pid.numpy(), elements.g.numpy(), elements.scn.numpy(), rays.numpy(), oy_scene.numpy(),
+            param_columns.numpy())
+    kernels.intersect(*args, t.numpy(), face.numpy(), disc.numpy())
+    curved = [ranges[k] for k in (P.K_ELL, P.K_CYL) if ranges[k].stop > ranges[k].start]
+    lo, hi = (curved[0].start, curved[-1].stop) if curved else (0, 0)
+    root = torch.zeros(e)
+    root[lo:hi] = torch.sqrt(torch.clamp(disc[lo:hi], min=0.0))
+    kernels.finish(*args, root.numpy(), lo, hi, N._TABLES["fbm4"], N._TABLES["fbm3"], N._TABLES["white"], t.numpy())
+    return t, face
+
+
 def _nearest(t: torch.Tensor, g: torch.Tensor, npx: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Per pixel: the nearest finite hit's distance and element (-1: none); ties go to the later element.
 
@@ -367,6 +385,12 @@ def render_scenes(scenes: list[dict[str, Any]], height: int, width: int, device:
 
 def _render_chunk(scenes: list[dict], h: int, w: int, dev: torch.device,
                   textures: TextureBank) -> tuple[np.ndarray, np.ndarray]:
+    color, cls = shade(scenes, cast_rays(scenes, h, w, dev), textures)
+    return apply_camera(color, scenes), cls.to(torch.uint8).cpu().numpy()
+
+
+def cast_rays(scenes: list[dict], h: int, w: int, dev: torch.device) -> RayCast:
+    """Ray casting of a chunk of scenes: per pixel the nearest solid hit and the see-through one before it."""
     n = len(scenes)
     cams = [camera_matrices(s["camera"], h, w) for s in scenes]
     heights = np.array([s["camera"]["height"] for s in scenes], np.float64)
@@ -388,11 +412,14 @@ def _render_chunk(scenes: list[dict], h: int, w: int, dev: torch.device,
     oy_scene = torch.as_tensor(heights.astype(np.float32), device=dev)
 
     elements = _Elements(prm, boxes, h, w, dev)
-    d = rays.index_select(1, elements.g)
-    oy = oy_scene.index_select(0, elements.scn)
-    t, face = _intersect(param_columns, elements.pid, ranges, d, oy)
-    solid = _alpha(param_columns, elements.pid, t, d, oy)
-    t = t.masked_fill(~solid, INF)
+    if kernels.enabled(dev):
+        t, face = _cast_compiled(param_columns, elements, ranges, rays, oy_scene)
+    else:
+        d = rays.index_select(1, elements.g)
+        oy = oy_scene.index_select(0, elements.scn)
+        t, face = _intersect(param_columns, elements.pid, ranges, d, oy)
+        solid = _alpha(param_columns, elements.pid, t, d, oy)
+        t = t.masked_fill(~solid, INF)
     # two layers: the nearest solid surface, and a see-through crown (bare tree) in front of it
     npx = n * h * w
     see_through = is_veil(param_columns).index_select(0, elements.pid)
@@ -403,10 +430,8 @@ def _render_chunk(scenes: list[dict], h: int, w: int, dev: torch.device,
         best_veil, in_crowns = _nearest(t.index_select(0, crowns), elements.g.index_select(0, crowns), npx)
         veil = torch.where((best_veil < best) & (in_crowns >= 0), crowns.index_select(0, in_crowns.clamp(min=0)), veil)
 
-    cast = RayCast(prm=prm, pid=elements.pid, t=t, face=face, winner=winner, veil=veil, rays=rays, oy=oy_scene,
+    return RayCast(prm=prm, pid=elements.pid, t=t, face=face, winner=winner, veil=veil, rays=rays, oy=oy_scene,
                    height=h, width=w)
-    color, cls = shade(scenes, cast, textures)
-    return apply_camera(color, scenes), cls.to(torch.uint8).cpu().numpy()
 
 
 __all__ = ["render_scenes", "camera_matrices"]
