@@ -371,20 +371,6 @@ def elements(boxes, scn, h, w, pid, g, el_scn):
                 e += 1
 
 
-@_jit
-def nearest(t, g, best, win):
-    """render._nearest: per pixel the smallest t (`scatter_reduce` amin: a NaN wins) and the last element
-    whose finite t equals it (-1: none). best: +inf, win: -1 on entry."""
-    for e in range(t.shape[0]):
-        te, px = t[e], g[e]
-        if te != te or te < best[px]:
-            best[px] = te
-    for e in range(t.shape[0]):
-        te = t[e]
-        if te == best[g[e]] and np.isfinite(te):
-            win[g[e]] = e
-
-
 # ---------------- the camera (camera.apply_camera up to the JPEG) ----------------
 
 _THIRD = f32(1.0 / 3.0)
@@ -591,3 +577,77 @@ def finish(pid, g, scn, rays, oy_scene, prm, root, lo, hi, fbm4, fbm3, white, t)
             ok = (rr >= a0 * a0) | (abs(ly) < f32(0.02)) | (abs(lz) < f32(0.02))
         if not ok:
             t[e] = _INF
+
+
+@_jit
+def layers(t, g, pid, see_through, best, win, veil):
+    """render.cast_rays' two layers at once: per pixel the nearest solid hit (`nearest` over the elements
+    whose primitive is not see-through) and the nearest see-through hit in front of it (-1: none).
+    best: +inf, win and veil: -1 on entry."""
+    vbest = np.full(best.shape[0], _INF, np.float32)
+    for e in range(t.shape[0]):
+        te, px = t[e], g[e]
+        if see_through[pid[e]]:
+            if np.isfinite(te) and te < vbest[px]:
+                vbest[px] = te
+        elif te != te or te < best[px]:
+            best[px] = te
+    for e in range(t.shape[0]):
+        te, px = t[e], g[e]
+        if not np.isfinite(te):
+            continue
+        if see_through[pid[e]]:
+            if te == vbest[px] and vbest[px] < best[px]:
+                veil[px] = e
+        elif te == best[px]:
+            win[px] = e
+
+
+# ---------------- shading's bookkeeping ----------------
+
+@_jit
+def split(winner, out):
+    """Pixel positions where nothing was hit (winner < 0), then the others, each ascending (two `nonzero`s);
+    returns how many of the first kind."""
+    n = 0
+    for i in range(winner.shape[0]):
+        if winner[i] < 0:
+            out[n] = i
+            n += 1
+    m = n
+    for i in range(winner.shape[0]):
+        if winner[i] >= 0:
+            out[m] = i
+            m += 1
+    return n
+
+
+@_jit
+def buckets(key_of, pid, order, starts):
+    """Positions i grouped by key_of[pid[i]] (0..len(starts)-2), ascending within each group (a `nonzero` per
+    key): group k is order[starts[k]:starts[k + 1]]."""
+    starts[:] = 0
+    for i in range(pid.shape[0]):
+        starts[np.int64(key_of[pid[i]]) + 1] += 1
+    for k in range(1, starts.shape[0]):
+        starts[k] += starts[k - 1]
+    pos = starts[:-1].copy()
+    for i in range(pid.shape[0]):
+        k = np.int64(key_of[pid[i]])
+        order[pos[k]] = i
+        pos[k] += 1
+
+
+@_jit
+def rays(cams, h, w, out):
+    """render._rays: per-pixel world ray directions (3, N*h*w); cams (N, 12) float32: the rotation (row-major),
+    f, cx, cy."""
+    for i in range(cams.shape[0]):
+        f, cx, cy = cams[i, 9], cams[i, 10], cams[i, 11]
+        for v in range(h):
+            yn = (cy - (f32(v) + f32(0.5))) / f
+            for u in range(w):
+                xn = (f32(u) + f32(0.5) - cx) / f
+                j = (i * h + v) * w + u
+                for a in range(3):
+                    out[a, j] = cams[i, 3 * a] * xn + cams[i, 3 * a + 1] * yn + cams[i, 3 * a + 2]

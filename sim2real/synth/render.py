@@ -137,6 +137,10 @@ def _split_along_street(table: np.ndarray) -> np.ndarray:
 
 def _rays(cams: list[tuple], h: int, w: int, device: torch.device) -> torch.Tensor:
     """Per-pixel world ray directions (3, N*H*W), one row per axis (unnormalised: camera z = 1)."""
+    if kernels.enabled(device):
+        out = torch.empty((3, len(cams) * h * w))
+        kernels.rays(np.array([[*rot.ravel(), f, cx, cy] for rot, f, cx, cy in cams], np.float32), h, w, out.numpy())
+        return out
     vv, uu = torch.meshgrid(torch.arange(h, device=device, dtype=torch.float32),
                             torch.arange(w, device=device, dtype=torch.float32), indexing="ij")
     out = []
@@ -339,10 +343,6 @@ def _nearest(t: torch.Tensor, g: torch.Tensor, npx: int) -> tuple[torch.Tensor, 
 
     `scatter_reduce` min and max are order-independent, hence exact and deterministic.
     """
-    if kernels.enabled(t.device):
-        best, win = torch.full((npx,), INF), torch.full((npx,), -1, dtype=torch.long)
-        kernels.nearest(t.numpy(), g.numpy(), best.numpy(), win.numpy())
-        return best, win
     best = torch.full((npx,), INF, device=t.device).scatter_reduce(0, g, t, "amin")
     win = torch.isfinite(t) & (t == best.index_select(0, g))
     idx = torch.arange(len(t), device=t.device).masked_fill(~win, -1)
@@ -412,24 +412,27 @@ def cast_rays(scenes: list[dict], h: int, w: int, dev: torch.device) -> RayCast:
     oy_scene = torch.as_tensor(heights.astype(np.float32), device=dev)
 
     elements = _Elements(prm, boxes, h, w, dev)
-    if kernels.enabled(dev):
+    npx = n * h * w
+    if kernels.enabled(dev):  # the same t, faces and layers as below
         t, face = _cast_compiled(param_columns, elements, ranges, rays, oy_scene)
+        winner, veil = torch.full((npx,), -1), torch.full((npx,), -1)
+        kernels.layers(t.numpy(), elements.g.numpy(), elements.pid.numpy(), is_veil(param_columns).numpy(),
+                       torch.full((npx,), INF).numpy(), winner.numpy(), veil.numpy())
     else:
         d = rays.index_select(1, elements.g)
         oy = oy_scene.index_select(0, elements.scn)
         t, face = _intersect(param_columns, elements.pid, ranges, d, oy)
         solid = _alpha(param_columns, elements.pid, t, d, oy)
         t = t.masked_fill(~solid, INF)
-    # two layers: the nearest solid surface, and a see-through crown (bare tree) in front of it
-    npx = n * h * w
-    see_through = is_veil(param_columns).index_select(0, elements.pid)
-    best, winner = _nearest(torch.where(see_through, INF, t), elements.g, npx)
-    crowns = torch.nonzero(see_through & torch.isfinite(t)).squeeze(1)  # few: the veil layer looks at these only
-    veil = torch.full_like(winner, -1)
-    if len(crowns):
-        best_veil, in_crowns = _nearest(t.index_select(0, crowns), elements.g.index_select(0, crowns), npx)
-        veil = torch.where((best_veil < best) & (in_crowns >= 0), crowns.index_select(0, in_crowns.clamp(min=0)), veil)
-
+        # two layers: the nearest solid surface, and a see-through crown (bare tree) in front of it
+        see_through = is_veil(param_columns).index_select(0, elements.pid)
+        best, winner = _nearest(torch.where(see_through, INF, t), elements.g, npx)
+        crowns = torch.nonzero(see_through & torch.isfinite(t)).squeeze(1)  # few: the veil layer looks at these only
+        veil = torch.full_like(winner, -1)
+        if len(crowns):
+            best_veil, in_crowns = _nearest(t.index_select(0, crowns), elements.g.index_select(0, crowns), npx)
+            veil = torch.where((best_veil < best) & (in_crowns >= 0), crowns.index_select(0, in_crowns.clamp(min=0)),
+                               veil)
     return RayCast(prm=prm, pid=elements.pid, t=t, face=face, winner=winner, veil=veil, rays=rays, oy=oy_scene,
                    height=h, width=w)
 

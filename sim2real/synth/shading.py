@@ -136,17 +136,16 @@ def _scaled(col: torch.Tensor, where: torch.Tensor, k: float) -> torch.Tensor:
     return col * torch.where(where, k, 1.0)[None]
 
 
-def _hits(cast: RayCast, param_columns: torch.Tensor, pix: torch.Tensor,
-          elements: torch.Tensor) -> tuple[_Hits, torch.Tensor]:
-    """The hits of `elements` (one per pixel in `pix`) and their ray distances."""
-    if kernels.enabled(pix.device):
+def _hits(cast: RayCast, param_columns: torch.Tensor, pix: torch.Tensor, elements: torch.Tensor,
+          ray_len: torch.Tensor | None = None) -> tuple[_Hits, torch.Tensor]:
+    """The hits of `elements` (one per pixel in `pix`) and their ray distances (`ray_len`: the rays' lengths,
+    which the compiled kernel needs)."""
+    if ray_len is not None:
         m = len(pix)
         pid, sc = torch.empty(m, dtype=torch.long), torch.empty(m, dtype=torch.long)
         p, nrm, q, dist = torch.empty((3, m)), torch.empty((3, m)), torch.empty(m), torch.empty(m)
-        r = cast.rays
-        ray_len = torch.sqrt(r[0] * r[0] + r[1] * r[1] + r[2] * r[2])  # torch's sqrt (see kernels)
         kernels.hits(elements.numpy(), pix.numpy(), cast.pid.numpy(), cast.t.numpy(), cast.face.numpy(),
-                     r.numpy(), ray_len.numpy(), param_columns.numpy(), cast.oy.numpy(), pid.numpy(), sc.numpy(),
+                     cast.rays.numpy(), ray_len.numpy(), param_columns.numpy(), cast.oy.numpy(), pid.numpy(), sc.numpy(),
                      p.numpy(), nrm.numpy(), q.numpy(), dist.numpy())
         curved = torch.nonzero(q >= 0).squeeze(1)  # ellipsoids and cylinders: normalise
         if len(curved):
@@ -203,19 +202,32 @@ def shade(scenes: list[dict[str, Any]], cast: RayCast, textures: TextureBank) ->
     # ---------- sky where nothing was hit ----------
     color = torch.zeros((3, n_sc * hw), device=dev)
     cls = torch.full((n_sc * hw,), SKY, device=dev, dtype=torch.long)
-    skyp = torch.nonzero(winner < 0).squeeze(1)
+    compiled = kernels.enabled(dev)
+    if compiled:
+        both = torch.empty(len(winner), dtype=torch.long)
+        n_sky = kernels.split(winner.numpy(), both.numpy())
+        skyp, pix = both[:n_sky], both[n_sky:]
+        r = cast.rays
+        ray_len = torch.sqrt(r[0] * r[0] + r[1] * r[1] + r[2] * r[2])  # torch's sqrt (see kernels)
+    else:
+        skyp, pix = torch.nonzero(winner < 0).squeeze(1), torch.nonzero(winner >= 0).squeeze(1)
+        ray_len = None
     if len(skyp):
         color.index_copy_(-1, skyp, sky_colour(rays.index_select(-1, skyp), skyp // hw, env.sky_tables))
 
     # ---------- solid surfaces ----------
-    pix = torch.nonzero(winner >= 0).squeeze(1)
-    hits, dist = _hits(cast, param_columns, pix, winner.index_select(-1, pix))
-    mat = hits.c(P.MAT).long()
+    hits, dist = _hits(cast, param_columns, pix, winner.index_select(-1, pix), ray_len)
     base = torch.zeros((3, len(pix)), device=dev)
     pcls = hits.c(P.CLS).long()
-    compiled = kernels.enabled(dev)
+    if compiled:
+        order, starts = torch.empty(len(pix), dtype=torch.long), np.zeros(len(_MATERIALS) + 1, np.int64)
+        kernels.buckets(param_columns[P.MAT].numpy(), hits.pid.numpy(), order.numpy(), starts)
+        groups = {m: order[starts[m]:starts[m + 1]] for m in _MATERIALS}
+    else:
+        mat = hits.c(P.MAT).long()
+        groups = {m: torch.nonzero(mat == m).squeeze(1) for m in _MATERIALS}
     for m, fn in _MATERIALS.items():
-        idx = torch.nonzero(mat == m).squeeze(1)
+        idx = groups[m]
         if len(idx) and compiled and m in _COMPILED:  # writes base[:, idx] in place
             _COMPILED[m](hits, idx, textures, env.sky_hor, base)
         elif len(idx):
@@ -231,7 +243,7 @@ def shade(scenes: list[dict[str, Any]], cast: RayCast, textures: TextureBank) ->
     # ---------- see-through crowns and railings: twigs or bars over what is behind, labelled as themselves ----------
     vpix = torch.nonzero(cast.veil >= 0).squeeze(1)
     if len(vpix):
-        vh, vdist = _hits(cast, param_columns, vpix, cast.veil.index_select(-1, vpix))
+        vh, vdist = _hits(cast, param_columns, vpix, cast.veil.index_select(-1, vpix), ray_len)
         railing = vh.c(P.ALPHA) == P.AL_RAILING
         twig = torch.empty((3, len(vpix)), device=dev)
         dens = torch.empty(len(vpix), device=dev)
