@@ -15,7 +15,7 @@ from sim2real.taxonomy import CAMVID_TRAIN_FREQ, CLASSES, NUM_CLASSES, VOID
 
 REPO = Path(__file__).resolve().parents[1]
 H, W = 32, 48
-KERNELS = ("ground", "hits", "light", "facade", "elements", "intersect", "finish", "layers", "split", "buckets", "rays")  # synth/kernels.py's, each checked against the torch code
+KERNELS = ("ground", "hits", "light", "facade", "elements", "intersect", "finish", "layers", "split", "buckets", "rays", "sky")  # synth/kernels.py's, each checked against the torch code
 
 
 @pytest.fixture(scope="module")

@@ -251,9 +251,9 @@ def hits(elements, pix, el_pid, el_t, el_face, rays, ray_len, prm, oy, pid, sc, 
 
 
 @_jit
-def light(base, n, p, sc, dist, sun, light_tab, sky_par, sky_hor, profiles, rows_x, z0, dz, out):
-    """shading._light: lit, hazed linear colour (3, M) into `out` of surface colours `base` at hit points `p`
-    with normals `n` of scenes `sc`; `profiles`/`rows_x`: `_facade_profiles` (z0, dz: its grid)."""
+def light(base, n, p, sc, dist, sun, light_tab, sky_par, sky_hor, profiles, rows_x, z0, dz, at, out):
+    """shading._light: lit, hazed linear colour of surface colours `base` (3, M) at hit points `p` with normals
+    `n` of scenes `sc`, into out[:, at[i]]; `profiles`/`rows_x`: `_facade_profiles` (z0, dz: its grid)."""
     length = profiles.shape[0] // max(rows_x.shape[0], 1)
     for i in range(base.shape[1]):
         s = sc[i]
@@ -274,7 +274,7 @@ def light(base, n, p, sc, dist, sun, light_tab, sky_par, sky_hor, profiles, rows
         f = sky_par[3, s] * dist[i] / (dist[i] + f32(150.0))
         for c in range(3):
             col = base[c, i] * lit
-            out[c, i] = col + (sky_hor[c, s] - col) * f
+            out[c, at[i]] = col + (sky_hor[c, s] - col) * f
 
 
 # ---------------- materials ----------------
@@ -651,3 +651,25 @@ def rays(cams, h, w, out):
                 j = (i * h + v) * w + u
                 for a in range(3):
                     out[a, j] = cams[i, 3 * a] * xn + cams[i, 3 * a + 1] * yn + cams[i, 3 * a + 2]
+
+
+@_jit
+def sky(rays, elev, wgt, skyp, hw, sky_top, sky_hor, sky_par, fbm4, fbm2, color):
+    """shading.sky_colour into color[:, skyp]: the gradient and the clouds along rays[:, skyp]; elev and wgt
+    (per sky pixel) are torch's (they take square roots)."""
+    for j in range(skyp.shape[0]):
+        px = skyp[j]
+        s = px // hw
+        sdx, sdy, sdz = rays[0, px], rays[1, px], rays[2, px]
+        cover, cscale, cseed = sky_par[0, s], sky_par[1, s], np.int64(sky_par[2, s])
+        dyc = max(sdy, f32(0.04))
+        cu = sdx / dyc * cscale
+        cv = sdz / dyc * cscale * f32(0.5)
+        cn = _bilinear(fbm4, cu, cv, cseed)
+        dens = min(max((cn - (f32(1.0) - cover)) * f32(3.0), f32(0.0)), f32(1.0)) * \
+            min(max(elev[j] * f32(8.0), f32(0.0)), f32(1.0))
+        cloud = f32(0.78) + f32(0.2) * _nearest(fbm2, cu * f32(2.0), cv * f32(2.0), cseed + 5)
+        for c in range(3):
+            hor = sky_hor[c, s]
+            scol = hor + (sky_top[c, s] - hor) * wgt[j]
+            color[c, px] = scol + (cloud - scol) * dens

@@ -165,14 +165,16 @@ def _hits(cast: RayCast, param_columns: torch.Tensor, pix: torch.Tensor, element
     return _Hits(param_columns, pid, sc, p, nrm, cast.rays.device), dist
 
 
-def _light(hits: _Hits, base: torch.Tensor, dist: torch.Tensor, env: _Scenes) -> torch.Tensor:
-    """Lit, hazed linear colour of surface colours `base` at `hits`."""
+def _light(hits: _Hits, base: torch.Tensor, dist: torch.Tensor, env: _Scenes,
+           into: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """Lit, hazed linear colour of surface colours `base` at `hits`; with `into` = (colour, pix), written into
+    colour[:, pix] instead (`colour.index_copy_(-1, pix, ...)`)."""
     if kernels.enabled(hits.dev):
-        out = torch.empty_like(base)
+        out, at = into if into is not None else (torch.empty_like(base), torch.arange(base.shape[1]))
         profiles, rows_x = env.facade_profiles()
         kernels.light(base.numpy(), hits.n.numpy(), hits.p.numpy(), hits.sc.numpy(), dist.numpy(), env.sun.numpy(),
                       env.light.numpy(), env.sky_par.numpy(), env.sky_hor.numpy(), profiles.numpy(), rows_x.numpy(),
-                      np.float32(SHADOW_Z0), np.float32(SHADOW_DZ), out.numpy())
+                      np.float32(SHADOW_Z0), np.float32(SHADOW_DZ), at.numpy(), out.numpy())
         return out
     sc, nrm = hits.sc, hits.n
     # light: ambient + sun (Lambert) unless a facade shadows the point
@@ -187,7 +189,8 @@ def _light(hits: _Hits, base: torch.Tensor, dist: torch.Tensor, env: _Scenes) ->
     # haze: aerial perspective toward the horizon colour
     haze = env.sky_par[3].index_select(-1, sc)
     f = haze * dist / (dist + 150.0)
-    return col + (env.sky_hor.index_select(-1, sc) - col) * f[None]
+    out = col + (env.sky_hor.index_select(-1, sc) - col) * f[None]
+    return out if into is None else into[0].index_copy_(-1, into[1], out)
 
 
 def shade(scenes: list[dict[str, Any]], cast: RayCast, textures: TextureBank) -> tuple[torch.Tensor, torch.Tensor]:
@@ -212,7 +215,12 @@ def shade(scenes: list[dict[str, Any]], cast: RayCast, textures: TextureBank) ->
     else:
         skyp, pix = torch.nonzero(winner < 0).squeeze(1), torch.nonzero(winner >= 0).squeeze(1)
         ray_len = None
-    if len(skyp):
+    if len(skyp) and compiled:
+        elev = rays[1].index_select(-1, skyp) / ray_len.index_select(-1, skyp)  # sky_colour's square roots
+        wgt = torch.sqrt(torch.clamp(elev / 0.6, 0.0, 1.0))
+        kernels.sky(rays.numpy(), elev.numpy(), wgt.numpy(), skyp.numpy(), hw, *(t.numpy() for t in env.sky_tables),
+                    N._TABLES["fbm4"], N._TABLES["fbm2"], color.numpy())
+    elif len(skyp):
         color.index_copy_(-1, skyp, sky_colour(rays.index_select(-1, skyp), skyp // hw, env.sky_tables))
 
     # ---------- solid surfaces ----------
@@ -237,7 +245,7 @@ def shade(scenes: list[dict[str, Any]], cast: RayCast, textures: TextureBank) ->
                 pcls.index_copy_(-1, idx, out[1])
             else:
                 base.index_copy_(-1, idx, out)
-    color.index_copy_(-1, pix, _light(hits, base, dist, env))
+    _light(hits, base, dist, env, into=(color, pix))
     cls.index_copy_(-1, pix, pcls)
 
     # ---------- see-through crowns and railings: twigs or bars over what is behind, labelled as themselves ----------
