@@ -1,8 +1,8 @@
 """Deterministic procedural noise: precomputed tileable tables, looked up by integer coordinates.
 
 Every value is a pure function of (coordinates, seed) computed with exact operations (floor,
-integer arithmetic, gathers), so rendering a scene alone or inside a batch, on CPU or GPU, gives
-the same bytes. The tables are built once from a fixed numpy seed; a scene's seed shifts the
+integer arithmetic, gathers), so rendering a scene alone or inside a batch gives the same bytes
+(on CPU or GPU: the noise itself; see `render.py` for the square roots around it). The tables are built once from a fixed numpy seed; a scene's seed shifts the
 lookup window, so different seeds see different noise. Smooth noise has a period of 64 lattice
 units, far larger than any surface feature it textures.
 """

@@ -1,6 +1,7 @@
 """Render sampled scenes: vectorised ray casting of primitives with a per-pixel depth test.
 
-Pipeline (all torch, on any device):
+Pipeline (torch on any device; on the CPU the hot passes run as compiled kernels, `kernels.py`, which
+give the same bits as the torch code they stand for):
 1. per-pixel camera rays from height, pitch, roll, yaw and field of view;
 2. every primitive is ray-cast inside its projected bounding box (one flat, ragged batch of
    "elements" over all primitives of all scenes in the chunk), cut-out tests (foliage holes,
@@ -11,9 +12,12 @@ Pipeline (all torch, on any device):
 6. the camera, once, at the end (`camera.apply_camera`): exposure, white balance, saturation,
    vignette, blur, sensor noise, JPEG.
 
-Only exact operations (integer hashing, + - * /, sqrt, min/max, gathers) touch per-pixel values,
-and per-scene constants are computed in float64 numpy, so a scene renders to the same bytes
-alone or inside any batch.
+Only deterministic elementwise operations (integer hashing, + - * /, sqrt, min/max, gathers) touch
+per-pixel values, and per-scene constants are computed in float64 numpy, so a scene renders to the
+same bytes alone or inside any batch. (This torch build's CPU sqrt is a pure function of its input but
+not the correctly rounded square root: it differs from it in about one float32 in five. CUDA's need not
+be the same function, so the CPU and CUDA renderers are not promised the same last bit of every pixel;
+not checked, no GPU has been lent.)
 """
 
 from __future__ import annotations
