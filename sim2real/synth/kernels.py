@@ -108,6 +108,20 @@ def _detail(tex, ntex, photo, x, z):
 
 
 @_jit
+def _grain(fbm3, x, z, seed):
+    """shading._grain."""
+    return _nearest(fbm3, x * f32(1.5), z * f32(1.5), seed) - f32(0.5)
+
+
+@_jit
+def _surface(street, row, s, amount, fbm3, tex, ntex, x, z, seed):
+    """Asphalt or slabs: the street colour at `row` (3 rows) times grain and photo detail (shading._road, _pave)."""
+    k = f32(1.0) + street[S_TS, s] * _grain(fbm3, x, z, seed) * amount
+    d = _detail(tex, ntex, street[S_PHOTO, s], x, z)
+    return street[row, s] * k * d, street[row + 1, s] * k * d, street[row + 2, s] * k * d
+
+
+@_jit
 def ground(x_, z_, sc_, street, sky_hor, shadows, value, fbm3, tex, ntex, road_id, pave_id, tree_id, col, cls):
     """shading._ground: base colour (3, M) into `col` and class into `cls` of ground points (x, z) of scenes `sc`.
 
@@ -122,18 +136,12 @@ def ground(x_, z_, sc_, street, sky_hor, shadows, value, fbm3, tex, ntex, road_i
         verge = beyond & (street[S_VERGE, s] > f32(0.5))
         cls[i] = tree_id if verge else (road_id if in_road else pave_id)
         seed = np.int64(street[S_SEED, s])
-        ts = street[S_TS, s]
         r = g = b = f32(0.0)
         if verge:  # _verge
             k = f32(0.7) + f32(0.6) * _nearest(fbm3, X * f32(2.0), Z * f32(2.0), seed + 3)
             r, g, b = f32(0.28) * k, f32(0.36) * k, f32(0.17) * k
         elif in_road:  # _road
-            grain = _nearest(fbm3, X * f32(1.5), Z * f32(1.5), seed) - f32(0.5)
-            k = f32(1.0) + ts * grain * f32(0.5)
-            d = _detail(tex, ntex, street[S_PHOTO, s], X, Z)
-            r = street[S_ROAD, s] * k * d
-            g = street[S_ROAD + 1, s] * k * d
-            b = street[S_ROAD + 2, s] * k * d
+            r, g, b = _surface(street, S_ROAD, s, f32(0.5), fbm3, tex, ntex, X, Z, seed)
             wear = street[S_WEAR, s]
             if _bilinear(value, X * f32(0.18), Z * f32(0.12), seed + 5) > f32(1.0) - wear * f32(0.45):
                 r, g, b = r * f32(0.82), g * f32(0.82), b * f32(0.82)
@@ -161,20 +169,14 @@ def ground(x_, z_, sc_, street, sky_hor, shadows, value, fbm3, tex, ntex, road_i
                 g = g + (street[S_MARK + 1, s] - g) * fade
                 b = b + (street[S_MARK + 2, s] - b) * fade
         elif in_kerb:  # _kerb
-            grain = _nearest(fbm3, X * f32(1.5), Z * f32(1.5), seed) - f32(0.5)
-            k = f32(1.0) + f32(0.1) * grain
+            k = f32(1.0) + f32(0.1) * _grain(fbm3, X, Z, seed)
             r = street[S_KERBC, s] * f32(1.12) * k
             g = street[S_KERBC + 1, s] * f32(1.12) * k
             b = street[S_KERBC + 2, s] * f32(1.12) * k
         else:  # _pave
             tile = street[S_TILE, s]
             grout = ((X / tile - np.floor(X / tile)) < f32(0.06)) | ((Z / tile - np.floor(Z / tile)) < f32(0.06))
-            grain = _nearest(fbm3, X * f32(1.5), Z * f32(1.5), seed) - f32(0.5)
-            k = f32(1.0) + ts * grain * f32(0.35)
-            d = _detail(tex, ntex, street[S_PHOTO, s], X, Z)
-            r = street[S_PAVE, s] * k * d
-            g = street[S_PAVE + 1, s] * k * d
-            b = street[S_PAVE + 2, s] * k * d
+            r, g, b = _surface(street, S_PAVE, s, f32(0.35), fbm3, tex, ntex, X, Z, seed)
             if grout:
                 r, g, b = r * f32(0.85), g * f32(0.85), b * f32(0.85)
         # _ground_shadows: the darkest footprint over the point
