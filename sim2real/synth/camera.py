@@ -81,6 +81,37 @@ def jpeg_roundtrip(img: np.ndarray, quality: int) -> np.ndarray:
     return cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1]
 
 
+def _camera_torch(img: torch.Tensor, gain: torch.Tensor, sat: torch.Tensor, vig: torch.Tensor, taps: np.ndarray,
+                  soft: np.ndarray, noise_amp: torch.Tensor, sen: list[dict[str, Any]]) -> np.ndarray:
+    """`apply_camera` up to the JPEG step, in torch (any device): uint8 NHWC."""
+    n, _, h, w = img.shape
+    dev = img.device
+    x = img * gain.view(n, 3, 1, 1)
+    grey = (x[:, 0:1] + x[:, 1:2] + x[:, 2:3]) * (1.0 / 3.0)
+    x = grey + (x - grey) * sat
+    vv, uu = torch.meshgrid(torch.arange(h, device=dev, dtype=torch.float32),
+                            torch.arange(w, device=dev, dtype=torch.float32), indexing="ij")
+    ru = (uu + 0.5 - w / 2) / (w / 2)
+    rv = (vv + 0.5 - h / 2) / (h / 2)
+    r2 = (ru * ru + rv * rv) * 0.5
+    x = x * (1.0 - vig * r2)
+    # soft highlight roll-off instead of hard clipping (real sensors/tone curves compress highlights)
+    x = torch.clamp(x, min=0.0)
+    over = x - 0.8
+    x = torch.where(over > 0.0, 0.8 + over / (1.0 + over * 2.5), x)
+    blurred = np.nonzero(soft)[0]
+    if len(blurred):
+        sel = torch.as_tensor(blurred, device=dev)
+        x = x.index_copy(0, sel, blur(x.index_select(0, sel), torch.as_tensor(taps[blurred], device=dev)))
+    # hash2(column, row * 3 + channel, seed): a window of the white-noise table per image
+    rows = (torch.arange(h, device=dev).view(1, h) * 3 + torch.arange(3, device=dev).view(3, 1)).reshape(-1)
+    nz = torch.stack([white_window(rows, w, int(s["seed"])) + white_window(rows, w, int(s["seed"]) + 100003)
+                      for s in sen]).view(n, 3, h, w) - 1.0
+    x = x + nz * noise_amp
+    x = torch.clamp(x, 0.0, 1.0)
+    return torch.floor(x * 255.0 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()
+
+
 def apply_camera(img: torch.Tensor, scenes: list[dict[str, Any]]) -> np.ndarray:
     """Linear scene colours (N, 3, H, W) -> uint8 NHWC images as the scene's sensor records them."""
     n, _, h, w = img.shape
@@ -90,50 +121,21 @@ def apply_camera(img: torch.Tensor, scenes: list[dict[str, Any]]) -> np.ndarray:
     def col(fn) -> torch.Tensor:
         return torch.as_tensor(np.array([fn(s) for s in sen], np.float64).astype(np.float32), device=dev)
 
-    if kernels.enabled(dev):
-        taps = np.stack([gaussian_weights(footprint(s, h)[0]) for s in sen]).astype(np.float32)
-        out = np.empty((n, h, w, 3), np.uint8)
-        noise_amp = col(lambda s: s["noise"] * footprint(s, h)[1]) * 2.449
-        kernels.camera(img.contiguous().numpy(), col(lambda s: [s["exposure"] * g for g in s["wb"]]).numpy(),
-                       col(lambda s: s["saturation"]).numpy(), col(lambda s: s["vignette"]).numpy(), taps,
-                       taps[:, taps.shape[1] // 2] < 1.0, noise_amp.numpy(),
-                       np.array([int(s["seed"]) for s in sen], np.int64), N._TABLES["white"],
-                       np.empty((3, h, w), np.float32), np.empty((3, h, w), np.float32), out)
-        for i, s in enumerate(sen):
-            out[i] = jpeg_roundtrip(out[i], int(s["jpeg"]))
-        return out
-    gain = col(lambda s: [s["exposure"] * g for g in s["wb"]]).view(n, 3, 1, 1)
-    x = img * gain
-    sat = col(lambda s: s["saturation"]).view(n, 1, 1, 1)
-    grey = (x[:, 0:1] + x[:, 1:2] + x[:, 2:3]) * (1.0 / 3.0)
-    x = grey + (x - grey) * sat
-    vv, uu = torch.meshgrid(torch.arange(h, device=dev, dtype=torch.float32),
-                            torch.arange(w, device=dev, dtype=torch.float32), indexing="ij")
-    ru = (uu + 0.5 - w / 2) / (w / 2)
-    rv = (vv + 0.5 - h / 2) / (h / 2)
-    r2 = (ru * ru + rv * rv) * 0.5
-    vig = col(lambda s: s["vignette"]).view(n, 1, 1, 1)
-    x = x * (1.0 - vig * r2)
-    # soft highlight roll-off instead of hard clipping (real sensors/tone curves compress highlights)
-    x = torch.clamp(x, min=0.0)
-    over = x - 0.8
-    x = torch.where(over > 0.0, 0.8 + over / (1.0 + over * 2.5), x)
+    gain = col(lambda s: [s["exposure"] * g for g in s["wb"]])
+    sat, vig = col(lambda s: s["saturation"]), col(lambda s: s["vignette"])
     # optics: Gaussian blur, sigma given at 360x480 and scaled to this size, and the pixel footprint
     taps = np.stack([gaussian_weights(footprint(s, h)[0]) for s in sen]).astype(np.float32)
-    # only the images whose taps are not a delta (a delta blur is exactly the identity)
-    soft = np.nonzero(taps[:, taps.shape[1] // 2] < 1.0)[0]
-    if len(soft):
-        sel = torch.as_tensor(soft, device=dev)
-        x = x.index_copy(0, sel, blur(x.index_select(0, sel), torch.as_tensor(taps[soft], device=dev)))
+    soft = taps[:, taps.shape[1] // 2] < 1.0  # the images whose taps are not a delta (the identity)
     # sensor noise: triangular (sum of two uniforms), per pixel and channel, seeded by the scene
-    std = col(lambda s: s["noise"] * footprint(s, h)[1]).view(n, 1, 1, 1)
-    # hash2(column, row * 3 + channel, seed): a window of the white-noise table per image
-    rows = (torch.arange(h, device=dev).view(1, h) * 3 + torch.arange(3, device=dev).view(3, 1)).reshape(-1)
-    nz = torch.stack([white_window(rows, w, int(s["seed"])) + white_window(rows, w, int(s["seed"]) + 100003)
-                      for s in sen]).view(n, 3, h, w) - 1.0
-    x = x + nz * (std * 2.449)
-    x = torch.clamp(x, 0.0, 1.0)
-    out = torch.floor(x * 255.0 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()
+    noise_amp = col(lambda s: s["noise"] * footprint(s, h)[1]) * 2.449
+    if kernels.enabled(dev):  # the same bytes as the torch chain below
+        out = np.empty((n, h, w, 3), np.uint8)
+        kernels.camera(img.contiguous().numpy(), gain.numpy(), sat.numpy(), vig.numpy(), taps, soft,
+                       noise_amp.numpy(), np.array([int(s["seed"]) for s in sen], np.int64), N._TABLES["white"],
+                       np.empty((3, h, w), np.float32), np.empty((3, h, w), np.float32), out)
+    else:
+        out = _camera_torch(img, gain, sat.view(n, 1, 1, 1), vig.view(n, 1, 1, 1), taps, soft,
+                            noise_amp.view(n, 1, 1, 1), sen)
     for i, s in enumerate(sen):
         out[i] = jpeg_roundtrip(out[i], int(s["jpeg"]))
     return out

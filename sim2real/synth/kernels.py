@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from sim2real.synth import primitives as P
+from sim2real.synth.textures import SIZE as TEX_SIZE
 
 try:
     import numba
@@ -35,6 +36,8 @@ f32 = np.float32
 
 # noise.py's table layout (asserted in tests): 512x512 tables, 8 texels per lattice unit
 _NSIZE, _NMASK, _NRES = 512, 511, f32(8.0)
+_TEXELS = TEX_SIZE  # TextureBank's maps: TEX_SIZE x TEX_SIZE texels each
+_TSIZE = f32(TEX_SIZE)
 
 
 def enabled(device: torch.device) -> bool:
@@ -97,14 +100,19 @@ STREET_ROWS = 30
 
 
 @_jit
+def _texel(tex, ntex, tid, u, v):
+    """TextureBank.lookup: texture `tid`'s nearest texel at (u, v) in tiles (tex: the bank's flat maps)."""
+    iu = np.int64(np.floor(u * _TSIZE)) & (_TEXELS - 1)
+    iv = np.int64(np.floor(v * _TSIZE)) & (_TEXELS - 1)
+    return tex[(tid % ntex) * (_TEXELS * _TEXELS) + iv * _TEXELS + iu]
+
+
+@_jit
 def _detail(tex, ntex, photo, x, z):
-    """shading._detail: photo texture detail (1 where the scene has none), texture 1 (TextureBank.lookup)."""
+    """shading._detail: photo texture detail (1 where the scene has none), texture 1."""
     if not photo > f32(0.5):
         return f32(1.0)
-    iu = np.int64(np.floor((x * f32(0.5)) * f32(256.0))) & 255
-    iv = np.int64(np.floor((z * f32(0.5)) * f32(256.0))) & 255
-    look = tex[(1 % ntex) * 65536 + iv * 256 + iu]
-    return f32(1.0) + (look - f32(1.0)) * f32(0.35)
+    return f32(1.0) + (_texel(tex, ntex, 1, x * f32(0.5), z * f32(0.5)) - f32(1.0)) * f32(0.35)
 
 
 @_jit
@@ -316,9 +324,7 @@ def facade(idx, p_, pid_, sc_, prm, sky_hor, white, fbm3, tex, ntex, base):
         grain = _nearest(fbm3, along * f32(0.9), y * f32(0.9), seed) - f32(0.5)
         detail = f32(1.0)
         if photo:
-            iu = np.int64(np.floor((along * f32(0.25)) * f32(256.0))) & 255
-            iv = np.int64(np.floor((y * f32(0.25)) * f32(256.0))) & 255
-            detail = f32(1.0) + (tex[(0 % ntex) * 65536 + iv * 256 + iu] - f32(1.0)) * f32(0.6)
+            detail = f32(1.0) + (_texel(tex, ntex, 0, along * f32(0.25), y * f32(0.25)) - f32(1.0)) * f32(0.6)
         kw = f32(1.0) + ts * grain * f32(0.45)
         m = (f32(0.9) if fy < f32(0.035) else f32(1.0))
         m2 = (f32(1.12) if y > top - f32(0.35) else f32(1.0))
@@ -510,7 +516,7 @@ def intersect(pid, g, scn, rays, oy_scene, prm, t, face, disc):
 
 @_jit
 def finish(pid, g, scn, rays, oy_scene, prm, root, lo, hi, fbm4, fbm3, white, t):
-    """render._intersect for elements lo..hi (ellipsoids, cylinders; `root` = torch's sqrt(max(disc, 0))),
+    """render._intersect for elements lo..hi (ellipsoids, cylinders; root[e - lo] = torch's sqrt(max(disc, 0))),
     then render._alpha for every hit: t becomes inf where a cut-out test says see-through."""
     for e in range(pid.shape[0]):
         k, px = pid[e], g[e]
@@ -522,11 +528,11 @@ def finish(pid, g, scn, rays, oy_scene, prm, root, lo, hi, fbm4, fbm3, white, t)
             disc = qb * qb - qa * qc
             tt = _INF
             if kind == _K_ELL:
-                v = (-qb - root[e]) / qa
+                v = (-qb - root[e - lo]) / qa
                 if (disc >= 0) & (v > 0):
                     tt = v
             else:
-                v = (-qb - root[e]) / max(qa, f32(1e-12))
+                v = (-qb - root[e - lo]) / max(qa, f32(1e-12))
                 y = oy + v * d1
                 if (disc >= 0) & (v > 0) & (y >= prm[_Y0, k]) & (y <= prm[_Y1, k]):
                     tt = v

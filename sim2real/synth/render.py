@@ -336,8 +336,7 @@ def _cast_compiled(param_columns: torch.Tensor, elements: _Elements, ranges: dic
     kernels.intersect(*args, t.numpy(), face.numpy(), disc.numpy())
     curved = [ranges[k] for k in (P.K_ELL, P.K_CYL) if ranges[k].stop > ranges[k].start]
     lo, hi = (curved[0].start, curved[-1].stop) if curved else (0, 0)
-    root = torch.zeros(e)
-    root[lo:hi] = torch.sqrt(torch.clamp(disc[lo:hi], min=0.0))
+    root = torch.sqrt(torch.clamp(disc[lo:hi], min=0.0))  # root[i] belongs to element lo + i
     kernels.finish(*args, root.numpy(), lo, hi, N._TABLES["fbm4"], N._TABLES["fbm3"], N._TABLES["white"], t.numpy())
     return t, face
 
